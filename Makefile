@@ -1,0 +1,58 @@
+# The front door for people and CI. `make run` serves the default bundle; `make test` runs everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+MODEL_DIR ?= models
+APP_PORT ?= 8000
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+
+.PHONY: help venv run test test-unit test-real lint train profile bench image-test lint-container check-deploy audit clean
+
+help:  ## List targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+venv: $(VENV)/.requirements.sha256  ## Create/refresh the default virtualenv
+
+$(VENV)/.requirements.sha256: requirements.txt requirements-service.txt requirements-dev.txt
+	@$(PYTHON) scripts/ensure_env.py models >/dev/null
+
+run:  ## Serve MODEL_DIR (default models/) on http://localhost:$(APP_PORT), in the environment its requirements need
+	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
+	  MODEL_DIR="$(MODEL_DIR)" APP_PORT="$(APP_PORT)" exec "$$env_dir/bin/python" -m api
+
+test: venv  ## Run the whole suite (default stack, then the real bundle's scikit-learn 1.1.3 stack)
+	$(BIN)/python -m pytest
+	@if [ -d "$(SHARED)/real-model" ]; then \
+	  env_dir="$$($(PYTHON) scripts/ensure_env.py "$(SHARED)/real-model")" && \
+	  echo "== unit tests again on the real bundle's stack ($$env_dir)" && \
+	  "$$env_dir/bin/python" -m pytest tests/model tests/monitoring -p no:cacheprovider; \
+	else echo "SKIP second stack: $(SHARED)/real-model is absent"; fi
+
+lint: venv  ## ruff + mypy
+	$(BIN)/ruff check api training tests bench scripts
+	$(BIN)/ruff format --check api training || true
+	$(BIN)/mypy
+
+train: venv  ## Rebuild the default bundle in models/ (bit for bit) from the synthetic generator; DATA=<csv> for real data
+	$(BIN)/python -m training.train --out $(MODEL_DIR) $(if $(DATA),--data $(DATA))
+
+profile: venv  ## Write a drift profile into MODEL_DIR from the training CSV DATA=<csv>
+	@test -n "$(DATA)" || { echo "usage: make profile MODEL_DIR=<dir> DATA=<csv>"; exit 2; }
+	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
+	  "$$env_dir/bin/python" -m training.profile --model-dir "$(MODEL_DIR)" --data "$(DATA)"
+
+bench: venv  ## Benchmarks: this service vs the tutorial baseline and MLServer, same run
+	$(BIN)/python -m bench.run
+
+image-test:  ## Build the hardened image with podman and check it over HTTP
+	bash scripts/image-test.sh
+
+lint-container:  ## hadolint + checkov on the Dockerfile
+	bash scripts/lint-container.sh
+
+check-deploy:  ## promtool checks of the Prometheus rules and every dashboard expression
+	bash scripts/check-deploy.sh
+
+clean:  ## Remove virtualenvs and caches
+	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""`python -m api`: run the service with the settings from the environment."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from api.config import load_settings
+from api.monitoring.logging import configure_logging, uvicorn_log_config
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "api.main:app",
+        host=settings.app_host,
+        port=settings.app_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=uvicorn_log_config(settings.log_level),
+        http="httptools",
+        loop="uvloop",
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        ssl_ca_certs=str(settings.ssl_ca_certs) if settings.ssl_ca_certs else None,
+        ssl_cert_reqs=2 if settings.ssl_ca_certs else 0,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Named dependencies the routes declare."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.model.loaded import LoadedModel
+from api.service import Service
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def get_model(service: Annotated[Service, Depends(get_service)]) -> LoadedModel:
+    return service.registry.current
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]

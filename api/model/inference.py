@@ -1,0 +1,74 @@
+"""The request path without HTTP: records in, timed predictions out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.model.loaded import LoadedModel
+from api.model.predictor import ModelOutput
+from api.model.validation import ValidatedBatch
+
+
+@dataclass
+class Prediction:
+    """The answer for a batch of records, with what monitoring needs to observe it."""
+
+    model: LoadedModel
+    batch: ValidatedBatch
+    output: ModelOutput
+    prediction_ids: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON-ready object per record, in request order."""
+        keys = self.model.predictor.class_keys
+        probabilities = self.output.probabilities.tolist() if self.output.probabilities is not None else None
+        ids = self.batch.ids
+        rows: list[dict[str, Any]] = []
+        for index, value in enumerate(self.output.predictions):
+            row: dict[str, Any] = {"prediction": value}
+            if probabilities is not None:
+                row["probabilities"] = dict(zip(keys, probabilities[index], strict=True))
+            if ids is not None:
+                row["id"] = ids[index]
+            row["prediction_id"] = self.prediction_ids[index]
+            if self.batch.warnings[index]:
+                row["warnings"] = self.batch.warnings[index]
+            rows.append(row)
+        return rows
+
+    def body(self, *, batch: bool) -> dict[str, Any]:
+        rows = self.rows()
+        if batch:
+            return {"predictions": rows, "model_version": self.model.version}
+        return {**rows[0], "model_version": self.model.version}
+
+
+def validate(model: LoadedModel, records: Sequence[Any], *, batch: bool) -> ValidatedBatch:
+    """Check records against the model's schema (raises InvalidInputError)."""
+    return model.validator.validate(records, batch=batch)
+
+
+def infer(model: LoadedModel, validated: ValidatedBatch, timings: dict[str, float]) -> ModelOutput:
+    """Preprocess and predict one validated batch, timing each phase."""
+    started = time.perf_counter()
+    features = model.predictor.transform(validated.columns)
+    transformed = time.perf_counter()
+    output = model.predictor.predict(features, validated.size)
+    timings["preprocessing"] = transformed - started
+    timings["prediction"] = time.perf_counter() - transformed
+    return output
+
+
+def predict_records(model: LoadedModel, records: Sequence[Any], *, batch: bool) -> Prediction:
+    """Validate, preprocess and predict, in one call (the unbatched path)."""
+    started = time.perf_counter()
+    validated = validate(model, records, batch=batch)
+    timings = {"validation": time.perf_counter() - started}
+    output = infer(model, validated, timings)
+    ids = [uuid.uuid4().hex for _ in range(validated.size)]
+    return Prediction(model=model, batch=validated, output=output, prediction_ids=ids, timings=timings)

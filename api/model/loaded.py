@@ -1,0 +1,79 @@
+"""A bundle loaded, checked and ready: everything a request needs, prepared once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.model.bundle import BundleFiles
+from api.model.predictor import Predictor
+from api.model.schema import InputSchema
+from api.model.validation import RecordValidator
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One artifact file as served: name, digest, and the library versions recorded inside."""
+
+    role: str
+    name: str
+    sha256: str
+    size_bytes: int
+    recorded_versions: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The unit the registry swaps: never mutated after it is built."""
+
+    files: BundleFiles
+    artifacts: tuple[ArtifactInfo, ...]
+    manifest: dict[str, Any]
+    schema: InputSchema
+    validator: RecordValidator
+    predictor: Predictor
+    example: dict[str, Any]
+    installed_versions: dict[str, str]
+    transform_reason: str
+    load_seconds: float
+    profile: Any | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def version(self) -> str:
+        return self.files.version
+
+    @property
+    def sha256(self) -> str:
+        return self.artifacts[-1].sha256
+
+    def describe(self) -> dict[str, Any]:
+        """What GET /model shows."""
+        predictor = self.predictor
+        return {
+            "model_version": self.version,
+            "model_dir": str(self.files.directory),
+            "files": [a.to_dict() for a in self.artifacts],
+            "task": predictor.task,
+            "model_type": f"{type(predictor.model).__module__}.{type(predictor.model).__qualname__}",
+            "preprocessor_type": None
+            if predictor.preprocessor is None
+            else f"{type(predictor.preprocessor).__module__}.{type(predictor.preprocessor).__qualname__}",
+            "classes": list(predictor.class_keys),
+            "decision_threshold": predictor.threshold if predictor.uses_threshold else None,
+            "prediction_rule": (
+                f"P({predictor.class_keys[1]}) >= {predictor.threshold}"
+                if predictor.uses_threshold
+                else ("model.predict" if predictor.task != "regression" else "regression value")
+            ),
+            "installed_versions": self.installed_versions,
+            "input_schema": {"fields": self.schema.to_dict(), "example": self.example},
+            "preprocessing": {"path": predictor.transform_path, "reason": self.transform_reason},
+            "training_metrics": self.manifest.get("metrics"),
+            "drift_profile": self.profile is not None,
+            "load_seconds": round(self.load_seconds, 3),
+            "notes": list(self.notes),
+        }

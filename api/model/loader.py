@@ -1,0 +1,212 @@
+"""Load a bundle safely: resolve files, verify and allowlist pickles, build the request path, smoke-test."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from api.errors import ArtifactError, ServiceError
+from api.model.compiled import compile_preprocessor
+from api.model.compiled_errors import CompiledMismatch, UnsupportedPreprocessor
+from api.model.compiled_verify import verify_compiled
+from api.model.bundle import BundleFiles, read_manifest, resolve_bundle
+from api.model.compat import check_compatibility, installed_versions
+from api.model.loaded import ArtifactInfo, LoadedModel
+from api.model.pickle_scan import PickleInspection, inspect_pickle
+from api.model.predictor import Predictor
+from api.model.safe_load import load_artifact, sha256_file
+from api.model.schema import InputSchema, schema_from_artifacts
+from api.model.validation import RecordValidator
+
+log = logging.getLogger(__name__)
+
+# Errors a fitted estimator raises on input it cannot handle (e.g. NaN where nothing imputes).
+_INFERENCE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def _expected_digests(files: BundleFiles, manifest: dict[str, Any], pins: dict[str, str]) -> dict[str, str]:
+    recorded = manifest.get("files") or {}
+    expected: dict[str, str] = {}
+    for path in files.artifacts:
+        entry = recorded.get(path.name)
+        digest = entry.get("sha256") if isinstance(entry, dict) else entry
+        if isinstance(digest, str):
+            expected[path.name] = digest
+    expected.update({name: digest for name, digest in pins.items() if name in {p.name for p in files.artifacts}})
+    return expected
+
+
+def _recorded_versions(inspection: PickleInspection) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    if inspection.sklearn_versions:
+        versions["scikit-learn"] = ", ".join(sorted(inspection.sklearn_versions))
+    if inspection.numpy_namespace:
+        versions["numpy"] = "2.x" if inspection.numpy_namespace == "numpy._core" else "1.x"
+    if inspection.lightgbm_model_format:
+        versions["lightgbm model format"] = inspection.lightgbm_model_format
+    return versions
+
+
+def _example_record(schema: InputSchema, manifest: dict[str, Any], profile: Any | None) -> dict[str, Any]:
+    """A record that is valid for this bundle: the manifest's, a training row, or one built from the schema."""
+    example = manifest.get("example")
+    if isinstance(example, dict) and all(c.name in example for c in schema.columns):
+        return example
+    sample = list(getattr(profile, "sample_rows", None) or [])
+    if sample and isinstance(sample[0], dict) and all(c.name in sample[0] for c in schema.columns):
+        return dict(sample[0])
+    record: dict[str, Any] = {}
+    for column in schema.columns:
+        if column.kind == "categorical" and column.categories:
+            record[column.name] = next(
+                (c for c in column.categories if not (isinstance(c, float) and math.isnan(c))), None
+            )
+        else:
+            low, high = column.training_range or (0.0, 0.0)
+            record[column.name] = column.typical if column.typical is not None else (low + high) / 2
+    return record
+
+
+def _nullable_columns(predictor: Predictor, schema: InputSchema, example: dict[str, Any]) -> set[str]:
+    """Which columns accept null, found by asking the fitted artifacts rather than guessing."""
+    open_validator = RecordValidator(
+        schema.with_nullability({c.name for c in schema.columns}), id_field=None, forbid_extra=False
+    )
+
+    def accepts(names: list[str]) -> bool:
+        records = [{**example, name: None} for name in names]
+        batch = open_validator.validate(records, batch=True)
+        try:
+            output = predictor.run(batch.columns, batch.size)
+        except _INFERENCE_ERRORS:
+            return False
+        values = (
+            output.probabilities if output.probabilities is not None else np.asarray(output.predictions, dtype=float)
+        )
+        return bool(np.isfinite(values).all())
+
+    names = [c.name for c in schema.columns]
+    if not names or accepts(names):
+        return set(names)
+    return {name for name in names if accepts([name])}
+
+
+def _compile(predictor: Predictor, schema: InputSchema, samples: list[dict[str, Any]], enabled: bool) -> str:
+    """Switch to the compiled transform only after it reproduces the library exactly."""
+    if not enabled:
+        return "disabled by COMPILED_PREPROCESSING=false"
+    if predictor.preprocessor is None:
+        return "no preprocessor"
+    try:
+        fast = compile_preprocessor(predictor.preprocessor, schema.frame_order)
+        sample = RecordValidator(schema, id_field=None, forbid_extra=False).validate(samples, batch=True)
+        verify_compiled(fast, predictor.library_transform, sample.columns)
+    except (UnsupportedPreprocessor, CompiledMismatch) as exc:
+        log.warning("compiled preprocessing not used", extra={"reason": str(exc)})
+        return f"library transform: {exc}"
+    predictor.use_fast_transform(fast.transform, "compiled")
+    return "compiled transform verified bit-identical to the library on sample and edge rows"
+
+
+def _is_valid(validator: RecordValidator, record: Any) -> bool:
+    try:
+        validator.validate([record], batch=False)
+    except ServiceError:
+        return False
+    return True
+
+
+def _load_profile(path: Path | None) -> Any | None:
+    if path is None:
+        return None
+    from api.monitoring.profile import load_profile
+
+    try:
+        return load_profile(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("drift profile ignored", extra={"file": path.name, "reason": str(exc)})
+        return None
+
+
+def load_bundle(
+    directory: Path,
+    *,
+    version: str | None = None,
+    threshold: float | None = None,
+    id_field: str | None = None,
+    forbid_extra: bool = False,
+    sha256_pins: dict[str, str] | None = None,
+    compiled_preprocessing: bool = True,
+) -> LoadedModel:
+    """Everything from files on disk to a smoke-tested model; raises ArtifactError on any refusal."""
+    started = time.perf_counter()
+    files = resolve_bundle(directory, version)
+    manifest = read_manifest(files.manifest, files.version)
+    expected = _expected_digests(files, manifest, sha256_pins or {})
+    inspections = {path: inspect_pickle(path) for path in files.artifacts}
+    notes = tuple(check_compatibility(list(inspections.values())))
+    objects: dict[str, Any] = {}
+    artifacts: list[ArtifactInfo] = []
+    for role, path in (("preprocessor", files.preprocessor), ("model", files.model)):
+        if path is None:
+            continue
+        objects[role] = load_artifact(path, expected_sha256=expected.get(path.name))
+        artifacts.append(
+            ArtifactInfo(
+                role=role,
+                name=path.name,
+                sha256=sha256_file(path),
+                size_bytes=path.stat().st_size,
+                recorded_versions=_recorded_versions(inspections[path]),
+            )
+        )
+    preprocessor, model = objects.get("preprocessor"), objects["model"]
+    if not (hasattr(model, "predict") or hasattr(model, "predict_proba")):
+        raise ArtifactError(f"{files.model.name} holds a {type(model).__name__}, which has no predict method")
+    manifest_threshold = manifest.get("decision_threshold")
+    predictor = Predictor(
+        preprocessor,
+        model,
+        schema_from_artifacts(preprocessor, model),
+        threshold if threshold is not None else manifest_threshold,
+    )
+    profile = _load_profile(files.profile)
+    base_schema = predictor.schema
+    example = _example_record(base_schema, manifest, profile)
+    try:
+        schema = base_schema.with_nullability(_nullable_columns(predictor, base_schema, example))
+    except ServiceError as exc:
+        raise ArtifactError(f"the bundle's own example record is rejected: {exc.message}") from exc
+    except _INFERENCE_ERRORS as exc:
+        raise ArtifactError(f"smoke test failed: {type(exc).__name__}: {exc}") from exc
+    predictor.schema = schema
+    manifest_id = manifest.get("id_column")
+    validator = RecordValidator(
+        schema, id_field=id_field or (manifest_id if isinstance(manifest_id, str) else None), forbid_extra=forbid_extra
+    )
+    samples = [example, *(dict(row) for row in getattr(profile, "sample_rows", None) or ())]
+    reason = _compile(predictor, schema, [s for s in samples if _is_valid(validator, s)], compiled_preprocessing)
+    smoke = validator.validate([example], batch=False)
+    try:
+        predictor.run(smoke.columns, smoke.size)
+    except _INFERENCE_ERRORS as exc:
+        raise ArtifactError(f"smoke test failed: {type(exc).__name__}: {exc}") from exc
+    return LoadedModel(
+        files=files,
+        artifacts=tuple(artifacts),
+        manifest=manifest,
+        schema=schema,
+        validator=validator,
+        predictor=predictor,
+        example=example,
+        installed_versions=installed_versions(),
+        transform_reason=reason,
+        load_seconds=time.perf_counter() - started,
+        profile=profile,
+        notes=notes,
+    )

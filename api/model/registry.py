@@ -1,0 +1,64 @@
+"""The current model: loaded off the event loop, swapped atomically, the old one kept on failure."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from api.errors import ArtifactError, NotReadyError
+from api.model.loaded import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """What the last load attempt did."""
+
+    ok: bool
+    version: str | None
+    error: str | None
+
+
+class ModelRegistry:
+    """Holds the model being served; readers never see a half-loaded bundle."""
+
+    def __init__(self, loader: Callable[[], LoadedModel]) -> None:
+        self._loader = loader
+        self._current: LoadedModel | None = None
+        self._swap_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self.last_outcome: LoadOutcome | None = None
+        self._listeners: list[Callable[[LoadedModel], None]] = []
+
+    def on_swap(self, listener: Callable[[LoadedModel], None]) -> None:
+        """Call listener with each newly served model (metrics, drift windows)."""
+        self._listeners.append(listener)
+
+    @property
+    def current(self) -> LoadedModel:
+        model = self._current
+        if model is None:
+            raise NotReadyError("no model is loaded yet")
+        return model
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    def load(self) -> LoadedModel:
+        """Load a new bundle and swap it in; on failure keep serving the previous one and re-raise."""
+        with self._load_lock:
+            try:
+                model = self._loader()
+            except ArtifactError as exc:
+                self.last_outcome = LoadOutcome(False, None, exc.message)
+                raise
+            with self._swap_lock:
+                self._current = model
+            self.last_outcome = LoadOutcome(True, model.version, None)
+        for listener in self._listeners:
+            listener(model)
+        return model

@@ -1,0 +1,136 @@
+"""Unpickle an artifact only after its hash, its globals and its joblib layout have been checked."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import joblib
+from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+
+from api.errors import ArtifactError, UnsafeArtifactError
+from api.model import allowlist
+from api.model.pickle_scan import PickleInspection, inspect_stream, unwrap
+
+# joblib < 1.6 reads object arrays with a bare pickle.load, which bypasses find_class.
+MIN_JOBLIB = (1, 6)
+# What unpickling a damaged (but allowlisted) stream raises; anything else is a bug to surface.
+_LOAD_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError,
+                ImportError, OverflowError, MemoryError)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_artifact(path: Path, *, expected_sha256: str | None = None) -> object:
+    """Hash-check, inspect, allowlist-check, then unpickle a pickle or joblib file."""
+    try:
+        raw = path.read_bytes()  # read once: hash, scan and load all see these bytes
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path.name}: {exc.strerror}") from exc
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != expected_sha256.strip().lower():
+            raise UnsafeArtifactError(f"{path.name} has SHA-256 {actual}, expected {expected_sha256}; refusing it")
+    stream, compression = unwrap(raw, path)
+    inspection = inspect_stream(stream, path=path, compression=compression)
+    refused = allowlist.refused(inspection.globals)
+    if refused:
+        names = ", ".join(f"{module}.{name}" for module, name in refused)
+        raise UnsafeArtifactError(
+            f"{path.name} references globals outside the allowlist: {names}; refusing to unpickle it"
+        )
+    if inspection.container == "joblib":
+        _require_joblib(path)
+    try:
+        return _unpickle(stream, inspection)
+    except _LOAD_ERRORS as exc:
+        raise ArtifactError(f"{path.name} could not be unpickled: {type(exc).__name__}: {exc}") from exc
+
+
+def _require_joblib(path: Path) -> None:
+    installed = tuple(int(part) for part in re.findall(r"\d+", joblib.__version__)[:2])
+    if installed < MIN_JOBLIB:
+        raise UnsafeArtifactError(
+            f"{path.name} is a joblib file and joblib {joblib.__version__} < 1.6 reads object arrays "
+            "with a bare pickle.load that no allowlist can restrict; install joblib>=1.6"
+        )
+
+
+def _unpickle(stream: bytes, inspection: PickleInspection) -> object:
+    buffer = io.BytesIO(stream)
+    if inspection.container == "pickle":
+        return _RestrictedUnpickler(buffer, inspection.path).load()
+    unpickler = _RestrictedNumpyUnpickler(buffer, inspection)
+    obj = unpickler.load()
+    unpickler.check_all_arrays_read()
+    return obj
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """The C unpickler, with find_class limited to the allowlist."""
+
+    def __init__(self, file: io.BytesIO, path: Path) -> None:
+        super().__init__(file)
+        self._path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _resolve(module, name, self._path)
+
+
+class _RestrictedNumpyUnpickler(NumpyUnpickler):  # type: ignore[misc]
+    """joblib's unpickler, limited to the allowlist, reading arrays only where the scan found them."""
+
+    dispatch = NumpyUnpickler.dispatch.copy()
+
+    def __init__(self, file: io.BytesIO, inspection: PickleInspection) -> None:
+        super().__init__(str(inspection.path), file, ensure_native_byte_order=True)
+        self._path = inspection.path
+        self._spans = list(inspection.array_spans)
+        self._read = 0
+
+    def find_class(self, module: str, name: str) -> Any:
+        # Also used for object arrays: joblib >= 1.6 routes their nested unpickler through here.
+        return _resolve(module, name, self._path)
+
+    def load_build(self) -> None:
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        wrapper = self.stack[-1]
+        if not isinstance(wrapper, NumpyArrayWrapper):
+            return
+        start = self.file_handle.tell()
+        expected = self._spans[self._read] if self._read < len(self._spans) else None
+        if expected is None or expected[0] != start:
+            raise self._desync(start)
+        self.stack[-1] = wrapper.read(self, self.ensure_native_byte_order)
+        if self.file_handle.tell() != expected[1]:
+            raise self._desync(start)
+        self._read += 1
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def check_all_arrays_read(self) -> None:
+        if self._read != len(self._spans):
+            raise self._desync(self.file_handle.tell())
+
+    def _desync(self, pos: int) -> UnsafeArtifactError:
+        return UnsafeArtifactError(
+            f"{self._path.name}: joblib array data at byte {pos} does not match the inspected layout; refusing it"
+        )
+
+
+def _resolve(module: str, name: str, path: Path) -> Any:
+    try:
+        return allowlist.resolve(module, name)
+    except UnsafeArtifactError as exc:
+        raise UnsafeArtifactError(f"{path.name}: {exc.message}") from None

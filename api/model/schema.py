@@ -1,0 +1,189 @@
+"""The input contract of a bundle, read from its fitted artifacts: columns, kinds, categories."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+ColumnKind = Literal["numeric", "categorical"]
+ValueType = Literal["number", "integer", "string", "boolean"]
+
+_ENCODERS = ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input field: what JSON it accepts and how the fitted preprocessor treats it."""
+
+    name: str
+    kind: ColumnKind
+    nullable: bool = False
+    categories: tuple[Any, ...] = ()
+    value_type: ValueType = "number"
+    unknown_policy: str | None = None
+    training_range: tuple[float, float] | None = None
+    typical: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"name": self.name, "kind": self.kind, "nullable": self.nullable}
+        if self.kind == "categorical":
+            described.update(type=self.value_type, categories=list(self.categories), unknown_policy=self.unknown_policy)
+        return described
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """All input columns in the order the preprocessor was fitted on, plus ignored inputs."""
+
+    columns: tuple[ColumnSpec, ...]
+    passthrough_nulls: tuple[str, ...] = ()
+    by_name: dict[str, ColumnSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {c.name: c for c in self.columns})
+
+    @property
+    def frame_order(self) -> list[str]:
+        return [c.name for c in self.columns] + list(self.passthrough_nulls)
+
+    def with_nullability(self, nullable: set[str]) -> InputSchema:
+        columns = tuple(ColumnSpec(**{**c.__dict__, "nullable": c.name in nullable}) for c in self.columns)
+        return InputSchema(columns=columns, passthrough_nulls=self.passthrough_nulls)
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in self.columns]
+
+
+def _python_values(values: Any) -> tuple[Any, ...]:
+    return tuple(np.asarray(values, dtype=object).tolist())
+
+
+def _value_type(categories: tuple[Any, ...]) -> ValueType:
+    present = [c for c in categories if not (isinstance(c, float) and math.isnan(c))]
+    if present and all(isinstance(c, bool | np.bool_) for c in present):
+        return "boolean"
+    if present and all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in present):
+        return "integer"
+    if present and all(isinstance(c, int | float | np.number) for c in present):
+        return "number"
+    return "string"
+
+
+def _steps(transformer: Any) -> list[Any]:
+    return [step for _, step in transformer.steps] if hasattr(transformer, "steps") else [transformer]
+
+
+def _encoder(transformer: Any) -> Any | None:
+    return next((s for s in _steps(transformer) if type(s).__name__ in _ENCODERS), None)
+
+
+def _unknown_policy(encoder: Any) -> str:
+    policy = str(getattr(encoder, "handle_unknown", "error"))
+    if policy == "use_encoded_value":
+        return f"use_encoded_value ({getattr(encoder, 'unknown_value', None)})"
+    return policy
+
+
+def _column_names(selection: Any, names_in: list[str]) -> list[str]:
+    if isinstance(selection, str):
+        return [selection]
+    if isinstance(selection, slice):
+        if isinstance(selection.start, str) or isinstance(selection.stop, str):
+            start = names_in.index(selection.start) if selection.start is not None else 0
+            stop = names_in.index(selection.stop) + 1 if selection.stop is not None else len(names_in)
+            return names_in[start:stop]
+        return names_in[selection]
+    values = np.asarray(selection)
+    if values.dtype == bool:
+        return [n for n, keep in zip(names_in, values, strict=True) if keep]
+    return [names_in[int(v)] if isinstance(v, int | np.integer) else str(v) for v in values.tolist()]
+
+
+def _numeric_range(transformer: Any, position: int) -> tuple[float, float] | None:
+    for step in _steps(transformer):
+        if hasattr(step, "data_min_") and hasattr(step, "data_max_"):
+            return float(step.data_min_[position]), float(step.data_max_[position])
+    return None
+
+
+def _typical(transformer: Any, position: int) -> float | None:
+    """A central training value (imputer statistic or scaler mean), for examples only."""
+    for step in _steps(transformer):
+        for attribute in ("statistics_", "mean_"):
+            values = getattr(step, attribute, None)
+            if values is not None and len(values) > position:
+                try:
+                    return float(values[position])
+                except (TypeError, ValueError):
+                    continue
+    return None
+
+
+def _from_column_transformer(ct: Any) -> InputSchema:
+    names_in = [str(n) for n in getattr(ct, "feature_names_in_", [])]
+    specs: dict[str, ColumnSpec] = {}
+    dropped: list[str] = []
+    for _, transformer, selection in ct.transformers_:
+        columns = _column_names(selection, names_in)
+        if isinstance(transformer, str) and transformer == "drop":
+            dropped.extend(columns)
+            continue
+        encoder = None if isinstance(transformer, str) else _encoder(transformer)
+        for position, name in enumerate(columns):
+            if encoder is not None:
+                categories = _python_values(encoder.categories_[position])
+                specs[name] = ColumnSpec(
+                    name=name,
+                    kind="categorical",
+                    categories=categories,
+                    value_type=_value_type(categories),
+                    unknown_policy=_unknown_policy(encoder),
+                )
+            elif name not in specs:
+                specs[name] = ColumnSpec(
+                    name=name,
+                    kind="numeric",
+                    training_range=None if isinstance(transformer, str) else _numeric_range(transformer, position),
+                    typical=None if isinstance(transformer, str) else _typical(transformer, position),
+                )
+    order = names_in or list(specs)
+    return InputSchema(
+        columns=tuple(specs[n] for n in order if n in specs),
+        passthrough_nulls=tuple(n for n in order if n not in specs and n in dropped),
+    )
+
+
+def schema_from_artifacts(preprocessor: Any | None, model: Any) -> InputSchema:
+    """Derive the input schema from the fitted preprocessor, else from the model's own inputs."""
+    if preprocessor is not None and hasattr(preprocessor, "transformers_"):
+        return _from_column_transformer(preprocessor)
+    if preprocessor is not None and hasattr(preprocessor, "steps"):
+        head = preprocessor.steps[0][1]
+        if hasattr(head, "transformers_"):
+            return _from_column_transformer(head)
+        encoder = _encoder(preprocessor)
+        names = [str(n) for n in getattr(preprocessor, "feature_names_in_", [])]
+        if encoder is not None and names:
+            return InputSchema(
+                columns=tuple(
+                    ColumnSpec(
+                        name=n,
+                        kind="categorical",
+                        categories=(cats := _python_values(encoder.categories_[i])),
+                        value_type=_value_type(cats),
+                        unknown_policy=_unknown_policy(encoder),
+                    )
+                    for i, n in enumerate(names)
+                )
+            )
+    source = preprocessor if preprocessor is not None else model
+    names = [str(n) for n in getattr(source, "feature_names_in_", [])]
+    if not names and hasattr(source, "feature_name"):
+        names = list(source.feature_name())  # raw lightgbm.Booster
+    if not names:
+        count = int(getattr(source, "n_features_in_", 0) or getattr(source, "num_feature", lambda: 0)())
+        names = [f"x{i}" for i in range(count)]
+    return InputSchema(columns=tuple(ColumnSpec(name=n, kind="numeric") for n in names))

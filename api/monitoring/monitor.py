@@ -1,0 +1,142 @@
+"""What the service watches about the served model: inputs, drift, predictions and their true labels."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from api.config import Settings
+from api.errors import InvalidInputError
+from api.model.inference import Prediction
+from api.model.loaded import LoadedModel
+from api.monitoring.drift import DriftMonitor, DriftReport
+from api.monitoring.metrics import ServiceMetrics
+from api.monitoring.performance import FeedbackResult, PerformanceWindow, PredictionLog, normalize_label
+from api.monitoring.profile import NumericFeature
+
+log = logging.getLogger(__name__)
+
+
+class ModelMonitor:
+    """Observes every served batch; drift is computed on a timer, never per request."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.predictions = PredictionLog(settings.feedback_capacity, settings.feedback_ttl_seconds)
+        self._lock = threading.Lock()
+        self._model: LoadedModel | None = None
+        self._drift: DriftMonitor | None = None
+        self._ranges: dict[str, tuple[float, float]] = {}
+        self._window = PerformanceWindow(settings.performance_window)
+        self.last_drift: DriftReport | None = None
+
+    def on_model(self, model: LoadedModel, trigger: str = "startup") -> None:
+        """A new model is served: fresh drift window and accuracy window, new metric label sets."""
+        profile = model.profile
+        if profile is not None and not set(profile.features) <= {c.name for c in model.schema.columns}:
+            log.warning("drift profile does not match the model's inputs; drift disabled")
+            profile = None
+        with self._lock:
+            self._model = model
+            self._drift = DriftMonitor(profile, self.settings.drift_window) if profile is not None else None
+            self._ranges = {
+                name: (feature.minimum, feature.maximum)
+                for name, feature in (profile.features.items() if profile is not None else ())
+                if isinstance(feature, NumericFeature)
+            }
+            self._window = PerformanceWindow(self.settings.performance_window)
+            self.last_drift = None
+        predictor = model.predictor
+        self.metrics.model_loaded(
+            version=model.version,
+            sha256=model.sha256,
+            trigger=trigger,  # type: ignore[arg-type]
+            features=[c.name for c in model.schema.columns],
+            classes=None if predictor.task == "regression" else predictor.class_keys,
+        )
+        self.metrics.set_ready(True)
+
+    def observe(self, prediction: Prediction) -> None:
+        """Record one answered batch: metrics, input quality, drift window, prediction log."""
+        batch, output = prediction.batch, prediction.output
+        for phase, seconds in prediction.timings.items():
+            self.metrics.observe_phase(phase, seconds)  # type: ignore[arg-type]
+        self.metrics.observe_request_rows(batch.size)
+        self.metrics.observe_model_call(batch.size)
+        scores = output.scores()
+        self.metrics.observe_predictions([str(p) for p in output.predictions] if output.probabilities is not None else ["value"] * batch.size, scores)
+        self.metrics.observe_input_quality(
+            missing=batch.missing, unknown_category=batch.unknown, out_of_range=self._out_of_range(batch.columns)
+        )
+        drift = self._drift
+        if drift is not None:
+            drift.observe(batch.columns, scores)
+        probabilities = output.probabilities
+        classes = prediction.model.predictor.classes
+        for index, prediction_id in enumerate(prediction.prediction_ids):
+            self.predictions.record(
+                prediction_id,
+                output.predictions[index],
+                None if scores is None else float(scores[index]),
+                None if probabilities is None else dict(zip(classes, probabilities[index].tolist(), strict=True)),
+            )
+
+    def _out_of_range(self, columns: Any) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name, (low, high) in self._ranges.items():
+            values = columns.get(name)
+            if values is not None:
+                outside = int(np.count_nonzero((values < low) | (values > high)))
+                if outside:
+                    counts[name] = outside
+        return counts
+
+    def feedback(self, items: Sequence[dict[str, Any]]) -> FeedbackResult:
+        """Match true labels to earlier predictions; unknown and expired ids are reported, not errors."""
+        model = self._model
+        if model is None or model.predictor.task == "regression":
+            raise InvalidInputError("feedback needs a classifier being served")
+        classes = model.predictor.classes
+        pairs: list[tuple[str, object]] = []
+        errors: list[dict[str, Any]] = []
+        for row, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("prediction_id"), str) or "label" not in item:
+                errors.append({"loc": ["body", "items", row], "row": row, "msg": "expected {prediction_id: string, label: class}"})
+                continue
+            try:
+                pairs.append((item["prediction_id"], normalize_label(item["label"], classes)))
+            except ValueError as exc:
+                errors.append({"loc": ["body", "items", row, "label"], "row": row, "field": "label", "msg": str(exc)})
+        if errors:
+            raise InvalidInputError(f"invalid feedback at row {errors[0]['row']}: {errors[0]['msg']}", details=errors)
+        result = self.predictions.label(pairs)
+        self._window.add(result.matched)
+        for outcome in ("accepted", "unknown", "expired", "duplicate"):
+            count = result.accepted if outcome == "accepted" else len(getattr(result, outcome))
+            if count:
+                self.metrics.observe_feedback(outcome, count)  # type: ignore[arg-type]
+        self.metrics.set_live_performance(**self.performance())
+        return result
+
+    def performance(self) -> dict[str, Any]:
+        """Live accuracy, precision, recall and ROC AUC over the recent labelled predictions."""
+        model = self._model
+        positive = model.predictor.classes[-1] if model is not None and model.predictor.classes else None
+        return self._window.metrics(positive)
+
+    def refresh_drift(self) -> DriftReport | None:
+        """Recompute PSI over the window (called on a timer, off the request path)."""
+        drift = self._drift
+        if drift is None:
+            return None
+        report = drift.compute()
+        self.last_drift = report
+        self.metrics.set_drift(
+            {name: feature.psi for name, feature in report.features.items()}, report.prediction_psi, report.window_size
+        )
+        return report

@@ -1,0 +1,57 @@
+"""Metrics, drift, live accuracy and the feedback that feeds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ServiceDep
+from api.errors import InvalidInputError
+from api.request_body import read_json
+from api.security import PredictCaller
+
+router = APIRouter(tags=["monitoring"])
+
+
+@router.get("/monitoring/drift", summary="PSI per feature and of the predicted score over the recent window")
+def drift(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
+    report = service.monitor.last_drift or service.monitor.refresh_drift()
+    if report is None:
+        return {"window_size": 0, "features": {}, "prediction": {"psi": None}, "note": "the bundle has no drift profile"}
+    return report.to_dict()
+
+
+@router.get("/monitoring/performance", summary="Live accuracy, precision, recall and ROC AUC from feedback")
+def performance(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
+    return service.monitor.performance()
+
+
+@router.post(
+    "/feedback",
+    summary='True labels for earlier predictions: {"items": [{"prediction_id": …, "label": …}]}',
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"example": {"items": [{"prediction_id": "5f0c…", "label": 1}]}}},
+        }
+    },
+)
+async def feedback(request: Request, service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
+    body = await read_json(request, service.settings.max_body_bytes)
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InvalidInputError(
+            "body must be {\"items\": [{\"prediction_id\": …, \"label\": …}, …]} with at least one item",
+            details=[{"loc": ["body", "items"], "field": "items", "msg": "expected a non-empty array"}],
+        )
+    result = await run_in_threadpool(service.monitor.feedback, items)
+    return result.to_dict()
+
+
+def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text (or OpenMetrics when asked for it)."""
+    service = request.app.state.service
+    payload, content_type = service.metrics.render(request.headers.get("accept"))
+    return Response(payload, media_type=content_type)

@@ -1,0 +1,48 @@
+"""The objects one running service shares between requests, built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from api.config import Settings
+from api.model.inference import Prediction, predict_records
+from api.model.loader import load_bundle
+from api.model.registry import ModelRegistry
+from api.monitoring.metrics import ServiceMetrics
+from api.monitoring.monitor import ModelMonitor
+
+
+@dataclass
+class Service:
+    """Long-lived state held by the app: settings, the model registry and what watches it."""
+
+    settings: Settings
+    registry: ModelRegistry = field(init=False)
+    metrics: ServiceMetrics = field(init=False)
+    monitor: ModelMonitor = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.registry = ModelRegistry(
+            partial(
+                load_bundle,
+                s.model_dir,
+                version=s.model_version,
+                threshold=s.decision_threshold,
+                id_field=s.id_field,
+                forbid_extra=s.extra_fields == "forbid",
+                sha256_pins=s.model_sha256,
+                compiled_preprocessing=s.compiled_preprocessing,
+            )
+        )
+        self.metrics = ServiceMetrics()
+        self.monitor = ModelMonitor(s, self.metrics)
+
+    def predict(self, records: Sequence[Any], *, batch: bool) -> Prediction:
+        """Predict with the current model and let monitoring observe the answer (runs in a worker thread)."""
+        prediction = predict_records(self.registry.current, records, batch=batch)
+        self.monitor.observe(prediction)
+        return prediction

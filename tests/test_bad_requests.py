@@ -1,0 +1,105 @@
+"""A catalogue of bad requests: each gets a 4xx JSON error naming what is wrong; the service keeps serving."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.live_server import LiveServer
+
+
+def _example(server: LiveServer) -> dict[str, Any]:
+    example: dict[str, Any] = server.client.get("/model").json()["input_schema"]["example"]
+    return example
+
+
+def _fields(server: LiveServer) -> dict[str, dict[str, Any]]:
+    return {f["name"]: f for f in server.client.get("/model").json()["input_schema"]["fields"]}
+
+
+RAW_CASES = [
+    pytest.param(b"{not json", "application/json", 400, None, id="malformed-json"),
+    pytest.param(b'{"tenure": NaN}', "application/json", 400, None, id="nan-literal"),
+    pytest.param(b'{"tenure": Infinity}', "application/json", 400, None, id="infinity-literal"),
+    pytest.param(b"", "application/json", 400, None, id="empty-body"),
+    pytest.param(b"[1, 2]", "application/json", 422, None, id="array-body"),
+    pytest.param(b'"text"', "application/json", 422, None, id="string-body"),
+    pytest.param(b"{}", "text/plain", 415, None, id="wrong-content-type"),
+    pytest.param(b"{}", "", 415, None, id="no-content-type"),
+    pytest.param(b'{"instances": []}', "application/json", 422, "instances", id="empty-batch"),
+    pytest.param(b'{"instances": {"a": 1}}', "application/json", 422, "instances", id="instances-not-array"),
+    pytest.param(b'{"instances": [1, "x"]}', "application/json", 422, None, id="rows-not-objects"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "field"), RAW_CASES)
+def test_malformed_bodies(
+    default_server: LiveServer, body: bytes, content_type: str, status: int, field: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = default_server.client.post("/predict", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"]
+    if field:
+        assert error["details"][0]["field"] == field
+
+
+def _mutate(example: dict[str, Any], fields: dict[str, dict[str, Any]], case: str) -> tuple[dict[str, Any], str]:
+    numeric = next(n for n, f in fields.items() if f["kind"] == "numeric")
+    categorical = next(n for n, f in fields.items() if f["kind"] == "categorical" and f["type"] == "string")
+    record = dict(example)
+    if case == "missing-column":
+        record.pop(numeric)
+    elif case == "number-as-text":
+        record[numeric] = "12.5"
+    elif case == "number-as-bool":
+        record[numeric] = True
+    elif case == "nested-object":
+        record[categorical] = {"value": "x"}
+    elif case == "nested-array":
+        record[numeric] = [1, 2]
+    elif case == "category-as-number":
+        record[categorical] = 3
+    return record, (
+        numeric if case in ("missing-column", "number-as-text", "number-as-bool", "nested-array") else categorical
+    )
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing-column", "number-as-text", "number-as-bool", "nested-object", "nested-array", "category-as-number"],
+)
+def test_wrong_fields_name_the_field(default_server: LiveServer, case: str) -> None:
+    record, field = _mutate(_example(default_server), _fields(default_server), case)
+    response = default_server.client.post("/predict", json=record)
+    assert response.status_code == 422, response.text
+    details = response.json()["error"]["details"]
+    assert details[0]["field"] == field
+    assert details[0]["msg"]
+
+
+def test_one_bad_row_in_a_batch_names_row_and_field(default_server: LiveServer) -> None:
+    example = _example(default_server)
+    numeric = next(n for n, f in _fields(default_server).items() if f["kind"] == "numeric")
+    batch = [example, example, {**example, numeric: "oops"}, example]
+    response = default_server.client.post("/predict", json={"instances": batch})
+    assert response.status_code == 422
+    detail = response.json()["error"]["details"][0]
+    assert (detail["row"], detail["field"]) == (2, numeric)
+    assert detail["loc"] == ["body", "instances", 2, numeric]
+
+
+def test_batch_over_the_limit_is_413(default_server: LiveServer) -> None:
+    example = _example(default_server)
+    response = default_server.client.post("/predict", json={"instances": [example] * 1001})
+    assert response.status_code == 413
+    assert "1000" in response.json()["error"]["message"]
+
+
+def test_service_keeps_serving_after_bad_input(default_server: LiveServer) -> None:
+    for body in (b"{", b"[]", b'{"instances": []}'):
+        default_server.client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert default_server.alive()
+    assert default_server.client.post("/predict", json=_example(default_server)).status_code == 200
