@@ -90,10 +90,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "preprocessing": loaded.predictor.transform_path,
             },
         )
-        async with anyio.create_task_group() as background:
-            background.start_soon(_refresh_drift, service)
-            yield
-            background.cancel_scope.cancel()
+        service.batcher.start()
+        try:
+            async with anyio.create_task_group() as background:
+                background.start_soon(_refresh_drift, service)
+                yield
+                background.cancel_scope.cancel()
+        finally:
+            service.batcher.stop()
 
     app = FastAPIOffline(title="modelo-ml-api", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service

@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any
 
 from api.config import Settings
+from api.model.batcher import MicroBatcher
 from api.model.inference import Prediction, predict_records
 from api.model.loader import load_bundle
 from api.model.registry import ModelRegistry
@@ -23,6 +24,7 @@ class Service:
     registry: ModelRegistry = field(init=False)
     metrics: ServiceMetrics = field(init=False)
     monitor: ModelMonitor = field(init=False)
+    batcher: MicroBatcher = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -40,9 +42,16 @@ class Service:
         )
         self.metrics = ServiceMetrics()
         self.monitor = ModelMonitor(s, self.metrics)
+        self.batcher = MicroBatcher(
+            lambda: self.registry.current,
+            self.monitor.observe,
+            max_rows=s.batch_max_rows,
+            max_wait_seconds=s.batch_max_wait_ms / 1000,
+            queue_max_rows=max(s.queue_max_rows, s.max_batch_size),
+        )
 
     def predict(self, records: Sequence[Any], *, batch: bool) -> Prediction:
-        """Predict with the current model and let monitoring observe the answer (runs in a worker thread)."""
+        """Predict synchronously, without the batcher (for scripts and notebooks)."""
         prediction = predict_records(self.registry.current, records, batch=batch)
         self.monitor.observe(prediction)
         return prediction

@@ -112,9 +112,9 @@ def test_model_endpoint_describes_the_real_bundle(real_server: LiveServer) -> No
     described = real_server.client.get("/model").json()
     assert described["model_version"] == "20250717_214252"
     assert [f["name"] for f in described["files"]] == ["preprocessor_20250717_214053.pkl", "model_20250717_214252.pkl"]
-    assert described["installed_versions"]["scikit-learn"] == "1.1.3"
+    assert described["installed_versions"]["sklearn"] == "1.1.3"
     recorded = described["files"][0]["recorded_versions"]
-    assert recorded["scikit-learn"] == "1.1.3"
+    assert recorded["sklearn"] == "1.1.3"
     fields = {f["name"]: f for f in described["input_schema"]["fields"]}
     assert fields["SeniorCitizen"]["categories"] == [0, 1] and fields["SeniorCitizen"]["type"] == "integer"
     assert fields["TotalCharges"]["kind"] == "numeric" and fields["TotalCharges"]["nullable"] is True

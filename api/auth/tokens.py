@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ log = logging.getLogger("api.auth")
 JWT_LEEWAY_SECONDS: Final = 10
 _RSA_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _EC_ALGORITHMS: Final = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+# Clients reuse a token for minutes; verifying it once (~100 µs in PyJWT) is enough until it expires.
+_VERIFIED_CACHE_SIZE: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class JwtVerifier:
         self._audience = audience
         self._issuer = issuer
         self._require = ["exp", "sub", *(["aud"] if audience else []), *(["iss"] if issuer else [])]
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @classmethod
     def from_files(
@@ -114,7 +118,17 @@ class JwtVerifier:
         raise InvalidCredentials("no trusted key for this token")
 
     def verify(self, token: str) -> Principal:
-        """The token's subject and scopes, or InvalidCredentials."""
+        """The token's subject and scopes, or InvalidCredentials; a verified token is reused until `exp`."""
+        cached = self._verified.get(token)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # dicts keep insertion order: oldest first
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         key = self._key_for(token)
         try:
             claims = jwt.decode(
@@ -133,7 +147,7 @@ class JwtVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise InvalidCredentials("invalid token")
-        return Principal(subject, _claimed_scopes(claims), "jwt")
+        return Principal(subject, _claimed_scopes(claims), "jwt"), float(claims["exp"])
 
 
 def _claimed_scopes(claims: dict[str, Any]) -> frozenset[str]:

@@ -9,8 +9,11 @@ import pandas as pd
 
 # One 1-D array per input column, all of the same length:
 # - numeric columns: float64, NaN where the value was null;
-# - categorical columns: dtype object, holding the fitted category type (str, int, float,
-#   bool) or float("nan") where the value was null.
+# - categorical columns whose encoder was fitted on an object array: dtype object, holding the
+#   fitted category type (str, int, float, bool) or float("nan") where the value was null;
+# - categorical columns whose encoder was fitted on a numeric array (e.g. a DataFrame int64
+#   column fed straight to OneHotEncoder): int64 (or bool) when no value is null, else float64
+#   with NaN, because scikit-learn's lookups compare the input dtype with the categories' dtype.
 ColumnBatch = Mapping[str, np.ndarray]
 
 

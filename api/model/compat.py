@@ -62,6 +62,11 @@ def check_compatibility(
 def _fix(pins: list[str], directories: list[str]) -> str:
     where = directories[0] if len(directories) == 1 else "<model dir>"
     wanted = " ".join(pins) if pins else "the versions above"
+    if {"numpy<2", "numpy>=2"} <= set(pins):
+        return (
+            f"No single environment fits ({wanted}): the artifacts were saved under different numpy majors; "
+            "re-save them together in one environment."
+        )
     return (
         f"Serve it in a matching environment: put a requirements.txt with {wanted} beside the model "
         f"and run `MODEL_DIR={where} make run`, or build the image with "

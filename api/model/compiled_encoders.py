@@ -6,6 +6,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
@@ -94,12 +95,12 @@ class _Encoded:
         return positions + self.starts
 
     def _object_positions(self, matrix: np.ndarray) -> np.ndarray:
-        # Row by row over plain lists: one dict lookup per cell, no per-feature numpy calls.
-        lookups = [(feature.table.get, feature.unknown) for feature in self.features]
-        found = [
-            [get(value, unknown) for (get, unknown), value in zip(lookups, row, strict=True)] for row in matrix.tolist()
-        ]
-        positions = np.array(found, dtype=np.intp).reshape(matrix.shape[0], len(self.features))
+        # One C-level map of dict.get per feature: no per-cell Python frames, no per-row numpy calls.
+        n_rows = matrix.shape[0]
+        found: list[int] = []
+        for feature, values in zip(self.features, matrix.T.tolist(), strict=True):
+            found.extend(map(feature.table.get, values, repeat(feature.unknown, n_rows)))
+        positions = np.array(found, dtype=np.intp).reshape(len(self.features), n_rows).T
         for i, feature in enumerate(self.features):
             if feature.nan_index >= 0:
                 for row in np.flatnonzero(positions[:, i] == feature.unknown):

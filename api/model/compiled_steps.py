@@ -234,6 +234,3 @@ def finish(block: Block) -> np.ndarray | OneHot:
     if isinstance(block, Frame):
         raise UncompiledInput("the chain passes its input through unchanged")
     return block
-
-
-__all__ = ["Chain", "Frame", "OneHot", "Step", "compile_chain", "finish", "is_scalar_nan"]

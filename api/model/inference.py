@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from api.model.loaded import LoadedModel
 from api.model.predictor import ModelOutput
 from api.model.validation import ValidatedBatch
@@ -22,6 +24,14 @@ class Prediction:
     output: ModelOutput
     prediction_ids: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+
+    def slice(self, start: int, stop: int, batch: ValidatedBatch) -> Prediction:
+        """The part of a coalesced call that answers one request."""
+        output = ModelOutput(
+            self.output.predictions[start:stop],
+            None if self.output.probabilities is None else self.output.probabilities[start:stop],
+        )
+        return Prediction(self.model, batch, output, self.prediction_ids[start:stop])
 
     def rows(self) -> list[dict[str, Any]]:
         """One JSON-ready object per record, in request order."""
@@ -53,7 +63,7 @@ def validate(model: LoadedModel, records: Sequence[Any], *, batch: bool) -> Vali
     return model.validator.validate(records, batch=batch)
 
 
-def infer(model: LoadedModel, validated: ValidatedBatch, timings: dict[str, float]) -> ModelOutput:
+def run_model(model: LoadedModel, validated: ValidatedBatch, timings: dict[str, float]) -> ModelOutput:
     """Preprocess and predict one validated batch, timing each phase."""
     started = time.perf_counter()
     features = model.predictor.transform(validated.columns)
@@ -69,6 +79,32 @@ def predict_records(model: LoadedModel, records: Sequence[Any], *, batch: bool) 
     started = time.perf_counter()
     validated = validate(model, records, batch=batch)
     timings = {"validation": time.perf_counter() - started}
-    output = infer(model, validated, timings)
-    ids = [uuid.uuid4().hex for _ in range(validated.size)]
-    return Prediction(model=model, batch=validated, output=output, prediction_ids=ids, timings=timings)
+    output = run_model(model, validated, timings)
+    return Prediction(model, validated, output, new_prediction_ids(validated.size), timings)
+
+
+def new_prediction_ids(count: int) -> list[str]:
+    """Ids a client sends back with the true label (POST /feedback)."""
+    return [uuid.uuid4().hex for _ in range(count)]
+
+
+def merge_batches(batches: list[ValidatedBatch]) -> ValidatedBatch:
+    """Several requests' validated rows as one batch, in order."""
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    columns = {name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns}
+    ids = None if first.ids is None else [i for b in batches for i in (b.ids or [None] * b.size)]
+    counts: dict[str, dict[str, int]] = {"unknown": {}, "missing": {}}
+    for b in batches:
+        for kind, source in (("unknown", b.unknown), ("missing", b.missing)):
+            for name, n in source.items():
+                counts[kind][name] = counts[kind].get(name, 0) + n
+    return ValidatedBatch(
+        columns=columns,
+        ids=ids,
+        warnings=[w for b in batches for w in b.warnings],
+        size=sum(b.size for b in batches),
+        unknown=counts["unknown"],
+        missing=counts["missing"],
+    )

@@ -72,6 +72,9 @@ class LoadedModel:
             "installed_versions": self.installed_versions,
             "input_schema": {"fields": self.schema.to_dict(), "example": self.example},
             "preprocessing": {"path": predictor.transform_path, "reason": self.transform_reason},
+            "micro_batching": "coalesces concurrent requests (rows proven batch-independent at load)"
+            if predictor.row_independent
+            else "one model call per request (batching would change low-order bits for this model)",
             "training_metrics": self.manifest.get("metrics"),
             "drift_profile": self.profile is not None,
             "load_seconds": round(self.load_seconds, 3),

@@ -18,7 +18,7 @@ from api.model.bundle import BundleFiles, read_manifest, resolve_bundle
 from api.model.compat import check_compatibility, installed_versions
 from api.model.loaded import ArtifactInfo, LoadedModel
 from api.model.pickle_scan import PickleInspection, inspect_pickle
-from api.model.predictor import Predictor
+from api.model.predictor import Predictor, split_pipeline
 from api.model.safe_load import load_artifact, sha256_file
 from api.model.schema import InputSchema, schema_from_artifacts
 from api.model.validation import RecordValidator
@@ -44,11 +44,11 @@ def _expected_digests(files: BundleFiles, manifest: dict[str, Any], pins: dict[s
 def _recorded_versions(inspection: PickleInspection) -> dict[str, str]:
     versions: dict[str, str] = {}
     if inspection.sklearn_versions:
-        versions["scikit-learn"] = ", ".join(sorted(inspection.sklearn_versions))
+        versions["sklearn"] = ", ".join(sorted(inspection.sklearn_versions))
     if inspection.numpy_namespace:
         versions["numpy"] = "2.x" if inspection.numpy_namespace == "numpy._core" else "1.x"
     if inspection.lightgbm_model_format:
-        versions["lightgbm model format"] = inspection.lightgbm_model_format
+        versions["lightgbm_model_format"] = inspection.lightgbm_model_format
     return versions
 
 
@@ -106,11 +106,48 @@ def _compile(predictor: Predictor, schema: InputSchema, samples: list[dict[str, 
         fast = compile_preprocessor(predictor.preprocessor, schema.frame_order)
         sample = RecordValidator(schema, id_field=None, forbid_extra=False).validate(samples, batch=True)
         verify_compiled(fast, predictor.library_transform, sample.columns)
-    except (UnsupportedPreprocessor, CompiledMismatch) as exc:
+    except (UnsupportedPreprocessor, CompiledMismatch, *_INFERENCE_ERRORS) as exc:
+        # Any doubt about the compiled path means the library path: never trade correctness for speed.
         log.warning("compiled preprocessing not used", extra={"reason": str(exc)})
         return f"library transform: {exc}"
     predictor.use_fast_transform(fast.transform, "compiled")
     return "compiled transform verified bit-identical to the library on sample and edge rows"
+
+
+def _variants(example: dict[str, Any], schema: InputSchema) -> list[dict[str, Any]]:
+    """Rows that differ from the example one field at a time, to exercise the model across its inputs."""
+    rows: list[dict[str, Any]] = []
+    for column in schema.columns:
+        if column.kind == "categorical":
+            rows.extend({**example, column.name: c} for c in column.categories[:4] if c == c)
+        elif isinstance(example.get(column.name), int | float):
+            rows.extend({**example, column.name: example[column.name] * f} for f in (0.5, 2.0))
+    return rows
+
+
+def _outputs_equal(a: Any, b: Any) -> bool:
+    same_probabilities = (a.probabilities is None and b.probabilities is None) or (
+        a.probabilities is not None and b.probabilities is not None and a.probabilities.tobytes() == b.probabilities.tobytes()
+    )
+    return same_probabilities and [repr(p) for p in a.predictions] == [repr(p) for p in b.predictions]
+
+
+def _row_independent(predictor: Predictor, validator: RecordValidator, samples: list[dict[str, Any]]) -> bool:
+    """True when every row's answer is bit-identical alone and inside a batch: only then are requests merged."""
+    if len(samples) < 2:
+        return False
+    together = validator.validate(samples, batch=True)
+    batch_output = predictor.run(together.columns, together.size)
+    for index, record in enumerate(samples[:64]):
+        alone = validator.validate([record], batch=False)
+        single = predictor.run(alone.columns, 1)
+        row = type(batch_output)(
+            batch_output.predictions[index : index + 1],
+            None if batch_output.probabilities is None else batch_output.probabilities[index : index + 1],
+        )
+        if not _outputs_equal(single, row):
+            return False
+    return True
 
 
 def _is_valid(validator: RecordValidator, record: Any) -> bool:
@@ -165,7 +202,7 @@ def load_bundle(
                 recorded_versions=_recorded_versions(inspections[path]),
             )
         )
-    preprocessor, model = objects.get("preprocessor"), objects["model"]
+    preprocessor, model = split_pipeline(objects.get("preprocessor"), objects["model"])
     if not (hasattr(model, "predict") or hasattr(model, "predict_proba")):
         raise ArtifactError(f"{files.model.name} holds a {type(model).__name__}, which has no predict method")
     manifest_threshold = manifest.get("decision_threshold")
@@ -190,7 +227,9 @@ def load_bundle(
         schema, id_field=id_field or (manifest_id if isinstance(manifest_id, str) else None), forbid_extra=forbid_extra
     )
     samples = [example, *(dict(row) for row in getattr(profile, "sample_rows", None) or ())]
-    reason = _compile(predictor, schema, [s for s in samples if _is_valid(validator, s)], compiled_preprocessing)
+    valid_samples = [s for s in [*samples, *_variants(example, schema)] if _is_valid(validator, s)]
+    reason = _compile(predictor, schema, valid_samples, compiled_preprocessing)
+    predictor.row_independent = _row_independent(predictor, validator, valid_samples)
     smoke = validator.validate([example], batch=False)
     try:
         predictor.run(smoke.columns, smoke.size)

@@ -103,7 +103,7 @@ class _Obj:
         return factory if isinstance(factory, _Global) else None
 
 
-class _Frame:
+class _StreamState:
     """The stack, mark stack and memo of one pickle stream, kept as the unpickler keeps them."""
 
     def __init__(self) -> None:
@@ -207,7 +207,7 @@ class _Walker:
 
     def walk(self, *, top: bool) -> None:
         """Walk one stream to its STOP; only the top-level stream has joblib array payloads."""
-        f = _Frame()
+        f = _StreamState()
         for opcode, value, at in pickletools.genops(self.file):
             name, arg, pos = opcode.name, cast(Any, value), at or 0
             if name in _LITERALS:
@@ -246,7 +246,7 @@ class _Walker:
                 self.structure(name, arg, f, top, pos)
         raise ValueError("pickle ended without STOP")
 
-    def structure(self, name: str, arg: Any, f: _Frame, top: bool, pos: int) -> None:
+    def structure(self, name: str, arg: Any, f: _StreamState, top: bool, pos: int) -> None:
         """Containers, calls and BUILD, which are where objects (and joblib arrays) come from."""
         stack = f.stack
         if name == "MARK":
@@ -311,7 +311,7 @@ class _Walker:
         if isinstance(version, str) and cls is not None and _under(cls.module, "sklearn"):
             self.sklearn_versions.add(version)
 
-    def read_array(self, wrapper: _Obj, f: _Frame, pos: int) -> _Obj:
+    def read_array(self, wrapper: _Obj, f: _StreamState, pos: int) -> _Obj:
         """Skip (or walk) what NumpyArrayWrapper.read_array reads right after the wrapper's BUILD."""
         start = self.file.tell()
         if start < f.frame_end:
@@ -349,7 +349,13 @@ class _Walker:
                 raise self.refuse("a joblib array's dtype has unexpected arguments", pos)
             dtype = np.dtype(args[0], bool(args[1]), True)
             for state in value.states:
-                dtype.__setstate__(self.literal(state, pos))  # type: ignore[attr-defined]
+                # numpy's C __setstate__ answers a malformed state with SystemError; check the shape first.
+                if not (isinstance(state, tuple) and len(state) in (8, 9) and isinstance(state[0], int)):
+                    raise self.refuse("a joblib array's dtype has a malformed state", pos)
+                try:
+                    dtype.__setstate__(self.literal(state, pos))  # type: ignore[attr-defined]
+                except SystemError as exc:
+                    raise ValueError(f"numpy rejects the dtype state: {exc}") from exc
             self.dtypes[id(value)] = dtype
         return self.dtypes[id(value)]
 

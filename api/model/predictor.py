@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from api.model.columns import ColumnBatch, to_frame
+from api.model.compiled_errors import UncompiledInput
 from api.model.schema import InputSchema
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -43,7 +44,7 @@ class Predictor:
     """Transforms validated columns and runs the model; the same object serves every request."""
 
     def __init__(self, preprocessor: Any | None, model: Any, schema: InputSchema, threshold: float | None) -> None:
-        self.preprocessor, self.model = _split_pipeline(preprocessor, model)
+        self.preprocessor, self.model = preprocessor, model
         self.schema = schema
         self.frame_order = schema.frame_order
         self.is_booster = type(self.model).__name__ == "Booster" and hasattr(self.model, "model_to_string")
@@ -52,6 +53,7 @@ class Predictor:
         self.uses_threshold = self.task == "binary" and self.threshold is not None
         self.class_keys = [str(c) for c in self.classes]
         self._fast_transform: Callable[[ColumnBatch], Any] | None = None
+        self.row_independent = False  # proven at load before requests are coalesced
         self.transform_path = "library"
 
     def _describe(self) -> tuple[Task, tuple[Any, ...]]:
@@ -85,7 +87,11 @@ class Predictor:
 
     def transform(self, columns: ColumnBatch) -> Any:
         if self._fast_transform is not None:
-            return self._fast_transform(columns)
+            try:
+                return self._fast_transform(columns)
+            except UncompiledInput:
+                # Input of a shape the compiled plan does not mirror: the library decides.
+                pass
         return self.library_transform(columns)
 
     def predict(self, features: Any, rows: int) -> ModelOutput:
@@ -116,7 +122,7 @@ class Predictor:
         return self.predict(self.transform(columns), rows)
 
 
-def _split_pipeline(preprocessor: Any | None, model: Any) -> tuple[Any | None, Any]:
+def split_pipeline(preprocessor: Any | None, model: Any) -> tuple[Any | None, Any]:
     """A full Pipeline served alone is its preprocessing steps plus its final estimator."""
     if preprocessor is not None or not hasattr(model, "steps") or len(model.steps) < 2:
         return preprocessor, model

@@ -26,6 +26,7 @@ class ColumnSpec:
     unknown_policy: str | None = None
     training_range: tuple[float, float] | None = None
     typical: float | None = None
+    numeric_categories: bool = False  # categories fitted as a numeric array: send a numeric column
 
     def to_dict(self) -> dict[str, Any]:
         described: dict[str, Any] = {"name": self.name, "kind": self.kind, "nullable": self.nullable}
@@ -134,13 +135,15 @@ def _from_column_transformer(ct: Any) -> InputSchema:
         encoder = None if isinstance(transformer, str) else _encoder(transformer)
         for position, name in enumerate(columns):
             if encoder is not None:
-                categories = _python_values(encoder.categories_[position])
+                fitted = encoder.categories_[position]
+                categories = _python_values(fitted)
                 specs[name] = ColumnSpec(
                     name=name,
                     kind="categorical",
                     categories=categories,
                     value_type=_value_type(categories),
                     unknown_policy=_unknown_policy(encoder),
+                    numeric_categories=fitted.dtype.kind in "biuf",
                 )
             elif name not in specs:
                 specs[name] = ColumnSpec(
@@ -175,6 +178,7 @@ def schema_from_artifacts(preprocessor: Any | None, model: Any) -> InputSchema:
                         categories=(cats := _python_values(encoder.categories_[i])),
                         value_type=_value_type(cats),
                         unknown_policy=_unknown_policy(encoder),
+                        numeric_categories=encoder.categories_[i].dtype.kind in "biuf",
                     )
                     for i, n in enumerate(names)
                 )

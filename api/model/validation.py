@@ -185,8 +185,7 @@ class RecordValidator:
                 array = np.array(column, dtype=np.float64)
                 missing[spec.name] = int(np.isnan(array).sum())
             else:
-                array = np.empty(len(column), dtype=object)
-                array[:] = column
+                array = _categorical_array(spec, column)
                 known = self._category_sets[spec.name]
                 for row, value in enumerate(column):
                     if isinstance(value, float) and math.isnan(value):
@@ -204,6 +203,18 @@ class RecordValidator:
         return ValidatedBatch(
             columns=columns, ids=ids, warnings=warnings, size=len(records), unknown=unknown, missing=missing
         )
+
+
+def _categorical_array(spec: ColumnSpec, values: list[Any]) -> np.ndarray:
+    """Object column, or the numeric dtype the encoder was fitted on (its lookups compare dtypes)."""
+    if spec.numeric_categories:
+        has_missing = any(isinstance(v, float) and math.isnan(v) for v in values)
+        if spec.value_type in ("integer", "boolean") and not has_missing:
+            return np.array(values, dtype=np.int64 if spec.value_type == "integer" else np.bool_)
+        return np.array(values, dtype=np.float64)
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _error(prefix: list[Any], name: str | None, row: int | None, message: str, kind: str = "invalid") -> dict[str, Any]:

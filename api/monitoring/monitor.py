@@ -61,12 +61,16 @@ class ModelMonitor:
         )
         self.metrics.set_ready(True)
 
-    def observe(self, prediction: Prediction) -> None:
-        """Record one answered batch: metrics, input quality, drift window, prediction log."""
+    def observe(self, prediction: Prediction, requests: Sequence[Prediction] = ()) -> None:
+        """Record one model call and the requests it answered: metrics, input quality, drift, prediction log."""
         batch, output = prediction.batch, prediction.output
-        for phase, seconds in prediction.timings.items():
-            self.metrics.observe_phase(phase, seconds)  # type: ignore[arg-type]
-        self.metrics.observe_request_rows(batch.size)
+        for part in requests or (prediction,):
+            self.metrics.observe_request_rows(part.batch.size)
+            for phase, seconds in part.timings.items():
+                self.metrics.observe_phase(phase, seconds)  # type: ignore[arg-type]
+        if requests:
+            for phase, seconds in prediction.timings.items():
+                self.metrics.observe_phase(phase, seconds)  # type: ignore[arg-type]
         self.metrics.observe_model_call(batch.size)
         scores = output.scores()
         self.metrics.observe_predictions([str(p) for p in output.predictions] if output.probabilities is not None else ["value"] * batch.size, scores)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServiceDep
 from api.request_body import read_json, split_records
@@ -37,5 +36,5 @@ async def predict(request: Request, service: ServiceDep, _caller: PredictCaller)
     settings = service.settings
     body = await read_json(request, settings.max_body_bytes)
     records, batch = split_records(body, max_batch=settings.max_batch_size)
-    prediction = await run_in_threadpool(service.predict, records, batch=batch)
+    prediction = await service.batcher.submit(records, batch=batch)
     return Response(orjson.dumps(prediction.body(batch=batch)), media_type="application/json")

@@ -61,7 +61,7 @@ def _data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pd.DataFram
     return X, y, y3, X[:, 0] * 2.0 + X[:, 2], frame
 
 
-def _build(name: str) -> Fitted:  # noqa: PLR0911 - one branch per model kind reads best
+def _build(name: str) -> Fitted:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import (
         GradientBoostingClassifier,
@@ -137,8 +137,8 @@ def _build_boosted(name: str, X: np.ndarray, y: np.ndarray, y3: np.ndarray, yr: 
 
 
 @pytest.fixture(scope="session")
-def fitted() -> Callable[[str], Fitted]:
-    """Fit a model kind once per session: `fitted("random_forest") -> (model, X)`."""
+def fitted_model() -> Callable[[str], Fitted]:
+    """Fit a model kind once per session: `fitted_model("random_forest") -> (model, X)`."""
     return cache(_build)
 
 

@@ -184,13 +184,13 @@ def test_hostile_object_at_the_top_of_a_joblib_file_is_refused(tmp_path: Path) -
     marker = tmp_path / "pwned"
     path = tmp_path / "bundle.joblib"
     joblib.dump({"weights": np.arange(8.0), "hook": _Evil(f"touch {marker}")}, path)
-    with pytest.raises(UnsafeArtifactError, match="posix.system"):
+    with pytest.raises(UnsafeArtifactError, match=r"posix\.system"):
         load_artifact(path)
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("save", [
-    pytest.param(lambda m, p: joblib.dump(m, p), id="joblib"),
+    pytest.param(joblib.dump, id="joblib"),
     pytest.param(lambda m, p: p.write_bytes(pickle.dumps(m, protocol=5)), id="pickle"),
 ])
 def test_estimator_holding_a_function_is_refused(tmp_path: Path, save: Callable[[Any, Path], Any]) -> None:
@@ -276,10 +276,12 @@ def test_array_reads_that_disagree_with_the_scan_are_refused(tmp_path: Path, mon
 
 
 @pytest.mark.parametrize(("save", "container"), [
-    pytest.param(lambda o, p: joblib.dump(o, p), "joblib", id="joblib-named-pkl"),
+    pytest.param(joblib.dump, "joblib", id="joblib-named-pkl"),
     pytest.param(lambda o, p: p.write_bytes(pickle.dumps(o)), "pickle", id="pickle-named-joblib"),
 ])
-def test_container_is_told_by_content_not_name(tmp_path: Path, save: Callable[[Any, Path], Any], container: str) -> None:
+def test_container_is_told_by_content_not_name(
+    tmp_path: Path, save: Callable[[Any, Path], Any], container: str
+) -> None:
     path = tmp_path / ("model.pkl" if container == "joblib" else "model.joblib")
     save({"w": np.arange(4.0)}, path)
     assert inspect_pickle(path).container == container
@@ -321,7 +323,7 @@ def _dump_unaligned(obj: Any, path: Path) -> None:
 
 
 SAVERS = [
-    pytest.param(lambda o, p: joblib.dump(o, p), id="joblib"),
+    pytest.param(joblib.dump, id="joblib"),
     pytest.param(lambda o, p: joblib.dump(o, p, compress=3), id="joblib-zlib-3"),
     pytest.param(lambda o, p: joblib.dump(o, p, compress=("gzip", 3)), id="joblib-gzip"),
     pytest.param(lambda o, p: joblib.dump(o, p, compress=("bz2", 3)), id="joblib-bz2"),
@@ -346,9 +348,9 @@ MODEL_NAMES = [
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_fresh_model_loads_and_predicts_identically(
     tmp_path: Path, name: str, save: Callable[[Any, Path], Any],
-    fitted: Callable[[str], tuple[Any, Any]], model_outputs: Callable[[Any, Any], list[np.ndarray]],
+    fitted_model: Callable[[str], tuple[Any, Any]], model_outputs: Callable[[Any, Any], list[np.ndarray]],
 ) -> None:
-    model, X = fitted(name)
+    model, X = fitted_model(name)
     path = tmp_path / "model.pkl"
     save(model, path)
     loaded = load_artifact(path, expected_sha256=sha256_file(path))
@@ -386,3 +388,44 @@ def test_joblib_arrays_of_every_layout_round_trip(tmp_path: Path, save: Callable
         else:
             assert have.dtype == want.dtype.newbyteorder("=") or have.dtype == want.dtype
             np.testing.assert_array_equal(have, want)
+
+
+# ---------------------------------------------------------------- the allowlist itself
+
+ALLOWLIST = [
+    pytest.param("numpy.core.multiarray", "_reconstruct", True, id="numpy1-spelling"),
+    pytest.param("numpy._core.multiarray", "_reconstruct", True, id="numpy2-spelling"),
+    pytest.param("numpy", "float64", True, id="numpy-scalar-type"),
+    pytest.param("numpy.random._pickle", "__randomstate_ctor", True, id="randomstate-ctor"),
+    pytest.param("__builtin__", "slice", True, id="protocol-2-builtin-name"),
+    pytest.param("sklearn.tree._tree", "Tree", True, id="sklearn-tree-internals"),
+    pytest.param("sklearn.utils", "Bunch", True, id="sklearn-bunch"),
+    pytest.param("sklearn.neighbors._kd_tree", "newObj", True, id="sklearn-newobj"),
+    pytest.param("scipy.sparse._csr", "csr_matrix", True, id="scipy-csr"),
+    pytest.param("pandas.core.indexes.base", "_new_Index", True, id="pandas-index-ctor"),
+    pytest.param("lightgbm.basic", "Booster", True, id="lightgbm-booster"),
+    pytest.param("joblib.numpy_pickle", "NumpyArrayWrapper", True, id="joblib-wrapper"),
+    pytest.param("numpy", "memmap", False, id="numpy-memmap-writes-files"),
+    pytest.param("numpy", "load", False, id="numpy-load"),
+    pytest.param("numpy.testing._private.utils", "runstring", False, id="numpy-runstring"),
+    pytest.param("pandas", "read_pickle", False, id="pandas-read-pickle"),
+    pytest.param("scipy.io", "loadmat", False, id="scipy-function"),
+    pytest.param("lightgbm.basic", "Dataset", False, id="lightgbm-dataset"),
+    pytest.param("joblib", "load", False, id="joblib-load"),
+    pytest.param("joblib.numpy_pickle_compat", "NDArrayWrapper", False, id="joblib-0.9-wrapper"),
+    pytest.param("copyreg", "_reconstructor", False, id="copyreg-reconstructor"),
+    pytest.param("functools", "partial", False, id="functools-partial"),
+    pytest.param("builtins", "getattr", False, id="builtins-getattr"),
+    pytest.param("builtins", "object", False, id="builtins-object"),
+    pytest.param("__builtin__", "eval", False, id="protocol-2-eval"),
+    pytest.param("numpy", "ndarray.__new__", False, id="dotted-name"),
+    pytest.param("antigravity", "fly", False, id="never-imported"),
+]
+
+
+@pytest.mark.parametrize(("module", "name", "allowed"), ALLOWLIST)
+def test_allowlist(module: str, name: str, allowed: bool) -> None:
+    from api.model import allowlist
+
+    assert allowlist.is_allowed(module, name) is allowed
+    assert "antigravity" not in sys.modules  # names outside the ML stack are refused before any import

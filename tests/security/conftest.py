@@ -48,7 +48,8 @@ def unsigned_token(payload: dict[str, Any]) -> str:
 
 def hs256_with_key(payload: dict[str, Any], key: bytes) -> str:
     """HS256 signed with arbitrary bytes (PyJWT refuses a PEM as an HMAC secret; attackers don't)."""
-    signing_input = f"{b64url(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{b64url(json.dumps(payload).encode())}"
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    signing_input = f"{header}.{b64url(json.dumps(payload).encode())}"
     signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(signature)}"
 

@@ -162,7 +162,9 @@ ASYMMETRIC_MATRIX = [
 
 
 @pytest.mark.parametrize(("headers", "status"), ASYMMETRIC_MATRIX)
-def test_asymmetric_jwt_matrix(asymmetric_server: LiveServer, creds: Credentials, headers: Headers, status: int) -> None:
+def test_asymmetric_jwt_matrix(
+    asymmetric_server: LiveServer, creds: Credentials, headers: Headers, status: int
+) -> None:
     record = example_record(asymmetric_server, {"Authorization": f"Bearer {creds.rs256(claims())}"})
     response = httpx.post(f"{asymmetric_server.url}/predict", json=record, headers=headers(creds), timeout=30)
     assert response.status_code == status, response.text

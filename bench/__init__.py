@@ -1,0 +1,1 @@
+"""Load tests and in-process floors: this service vs the tutorial baseline and MLServer, in one run."""
