@@ -86,3 +86,10 @@ class IncompatibleArtifactError(ArtifactError):
     """The artifacts were saved with library versions known not to work with the installed ones."""
 
     code = "incompatible_artifact"
+
+
+class ReloadRefusedError(ServiceError):
+    """A reload found a bundle that cannot be served; the previous model keeps serving."""
+
+    status_code = 409
+    code = "reload_refused"

@@ -19,7 +19,7 @@ from api.openapi import install_openapi
 from api.monitoring.logging import configure_logging
 from api.monitoring.metrics import MetricsMiddleware
 from api.request_context import RequestContextMiddleware
-from api.routes import health, model, monitoring, predict
+from api.routes import admin, health, model, monitoring, predict
 from api.security import install_security, log_auth_mode
 from api.service import Service
 
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="modelo-ml-api", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service
     _install_error_handlers(app, service)
-    for router in (predict.router, model.router, monitoring.router, health.router):
+    for router in (predict.router, model.router, monitoring.router, admin.router, health.router):
         app.include_router(router)
     app.add_api_route("/metrics", monitoring.metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings.max_batch_size)

@@ -1,0 +1,83 @@
+"""The run's tables as markdown: load results with ratios, servers, and in-process floors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SERVICE, BASELINE, MLSERVER = "service", "baseline", "mlserver"
+SERVER_LABELS = {
+    SERVICE: "this service",
+    BASELINE: "tutorial baseline",
+    MLSERVER: "MLServer (adaptive batching)",
+}
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(value: float, reference: float | None) -> str:
+    return "–" if not reference else f"{value / reference:.2f}×"
+
+
+def load_table(measurements: list[dict[str, Any]]) -> str:
+    """One row per (bundle, server, scenario); ratios of req/s against the baseline and MLServer."""
+    rate = {(m["bundle"], m["server"], m["scenario"]): m["requests_per_s"] for m in measurements}
+    lines = [
+        "| bundle | server | scenario | req/s | p50 ms | p99 ms | rows/s | non-2xx | socket err | vs baseline | vs MLServer |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in measurements:
+        key = (m["bundle"], m["scenario"])
+        lines.append(
+            f"| {m['bundle']} | {SERVER_LABELS.get(m['server'], m['server'])} | {m['scenario']} "
+            f"| {_num(m['requests_per_s'], 1)} | {_num(m['p50_ms'], 2)} | {_num(m['p99_ms'], 1)} "
+            f"| {_num(m['rows_per_s'])} | {m['non_2xx']} | {m['socket_errors']} "
+            f"| {_ratio(m['requests_per_s'], rate.get((key[0], BASELINE, key[1])))} "
+            f"| {_ratio(m['requests_per_s'], rate.get((key[0], MLSERVER, key[1])))} |"
+        )
+    return "\n".join(lines)
+
+
+def servers_table(servers: list[dict[str, Any]]) -> str:
+    lines = [
+        "| bundle | server | start → ready s | RSS after run MiB | same P(positive) as the service | notes |",
+        "|---|---|---:|---:|---|---|",
+    ]
+    for s in servers:
+        lines.append(
+            f"| {s['bundle']} | {SERVER_LABELS.get(s['server'], s['server'])} | {_num(s.get('ready_seconds'), 2)} "
+            f"| {_num(s.get('rss_mb'), 0)} | {s.get('answers', '–')} | {s.get('note', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def floors_table(floors: dict[str, list[dict[str, Any]]]) -> str:
+    lines = ["| bundle | step | rows | µs / call | µs / row |", "|---|---|---:|---:|---:|"]
+    for bundle, rows in floors.items():
+        lines += [
+            f"| {bundle} | {r['step']} | {r['rows']} | {r['us_per_call']:,.0f} | {r['us_per_row']:,.1f} |" for r in rows
+        ]
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole report: setup line, the load table, servers, floors, warnings."""
+    setup = results["setup"]
+    parts = [
+        f"# Benchmark {results['started']}",
+        f"{setup['measure_seconds']:g} s per scenario after {setup['warmup_seconds']:g} s warm-up; "
+        f"server pinned to {setup['server_cpu']}, wrk (1 thread) to {setup['wrk_cpu']}; "
+        f"whole run {results['elapsed_seconds']:.0f} s.",
+        "",
+        load_table(results["measurements"]),
+        "",
+        "## Servers",
+        servers_table(results["servers"]),
+        "",
+        "## In-process floors (one core, median per call)",
+        floors_table(results["floors"]),
+    ]
+    if results["warnings"]:
+        parts += ["", "## Warnings", *(f"- {w}" for w in results["warnings"])]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,61 @@
+"""`make profile`: write a drift profile into a bundle from its training CSV (for bundles trained elsewhere)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from api.errors import ServiceError
+from api.model.loader import load_bundle
+from api.monitoring.profile import build_profile, save_profile
+
+log = logging.getLogger("training.profile")
+
+
+def _records(frame: pd.DataFrame, numeric: set[str]) -> list[dict[str, Any]]:
+    """CSV rows as a client would send them: numbers parsed (blank → null), text kept as text."""
+    for name in numeric & set(frame.columns):
+        frame[name] = pd.to_numeric(frame[name].replace(r"^\s*$", np.nan, regex=True), errors="coerce")
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in rows]
+
+
+def write_profile(model_dir: Path, data: Path, version: str | None = None) -> Path:
+    """Profile the CSV rows the bundle accepts (and its scores on them) into profile_<version>.json."""
+    model = load_bundle(model_dir, version=version, compiled_preprocessing=False)
+    numeric = {c.name for c in model.schema.columns if c.kind == "numeric"}
+    records = _records(pd.read_csv(data, dtype=str, keep_default_na=False), numeric)
+    accepted, rejected = [], 0
+    for record in records:
+        try:
+            model.validator.validate([record], batch=False)
+        except ServiceError:
+            rejected += 1
+            continue
+        accepted.append(record)
+    batch = model.validator.validate(accepted, batch=True)
+    scores = model.predictor.run(batch.columns, batch.size).scores()
+    kinds: dict[str, Literal["numeric", "categorical"]] = {c.name: c.kind for c in model.schema.columns}
+    target = model_dir / f"profile_{model.version}.json"
+    save_profile(build_profile(batch.columns, kinds, scores), target)
+    log.info("profiled %d rows (%d rejected by the schema) into %s", len(accepted), rejected, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="the training CSV (extra columns are ignored)")
+    parser.add_argument("--version", help="profile this model version (default: the one the service serves)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    write_profile(args.model_dir, args.data, args.version)
+
+
+if __name__ == "__main__":
+    main()
