@@ -78,6 +78,6 @@ EXPOSE 8000
 
 # No curl in the image: Python's urllib asks /ready (200 once the model is loaded).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + (os.environ.get('APP_PORT') or '8000') + '/ready', timeout=4)"]
+    CMD ["python", "-m", "api.healthcheck"]
 
 CMD ["python", "-m", "api"]

@@ -18,6 +18,8 @@ $(VENV)/.requirements.sha256: requirements.txt requirements-service.txt requirem
 	@$(PYTHON) scripts/ensure_env.py models >/dev/null
 
 run:  ## Serve MODEL_DIR (default models/) on http://localhost:$(APP_PORT), in the environment its requirements need
+	@[ -n "$$API_KEYS$$API_KEYS_FILE$$JWT_SECRET$$JWT_PUBLIC_KEY$$JWT_JWKS_FILE$$AUTH_DISABLED" ] || \
+	  echo "No credentials configured: the service generates an API key and prints it once below ('generated an API key'); set API_KEYS=name:key to choose one."
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
 	  MODEL_DIR="$(MODEL_DIR)" APP_PORT="$(APP_PORT)" exec "$$env_dir/bin/python" -m api
 
@@ -31,7 +33,6 @@ test: venv  ## Run the whole suite (default stack, then the real bundle's scikit
 
 lint: venv  ## ruff + mypy
 	$(BIN)/ruff check api training tests bench scripts
-	$(BIN)/ruff format --check api training || true
 	$(BIN)/mypy
 
 train: venv  ## Rebuild the default bundle in models/ (bit for bit) from the synthetic generator; DATA=<csv> for real data
@@ -50,6 +51,9 @@ image-test:  ## Build the hardened image with podman and check it over HTTP
 
 lint-container:  ## hadolint + checkov on the Dockerfile
 	bash scripts/lint-container.sh
+
+audit:  ## pip-audit of the pinned requirements (says NOT AUDITED, exit 2, when no vulnerability service is reachable)
+	bash scripts/audit.sh
 
 check-deploy:  ## promtool checks of the Prometheus rules and every dashboard expression
 	bash scripts/check-deploy.sh

@@ -214,9 +214,7 @@ class BodyLimitMiddleware:
 class RateLimitMiddleware:
     """RATE_LIMIT per client (fixed window, in memory, one counter per client): 429 + Retry-After."""
 
-    def __init__(
-        self, app: ASGIApp, *, limit: str, client_key: Callable[[Scope], str], exempt: frozenset[str]
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, limit: str, client_key: Callable[[Scope], str], exempt: frozenset[str]) -> None:
         self.app = app
         try:
             self.item = parse(limit)
@@ -237,4 +235,3 @@ class RateLimitMiddleware:
                 await send_error(send, error, [(b"retry-after", str(retry).encode())])
                 return
         await self.app(scope, receive, send)
-

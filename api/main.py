@@ -15,9 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.config import Settings, load_settings
 from api.errors import ArtifactError, ServiceError
-from api.openapi import install_openapi
 from api.monitoring.logging import configure_logging
 from api.monitoring.metrics import MetricsMiddleware
+from api.openapi import install_openapi
 from api.request_context import RequestContextMiddleware
 from api.routes import admin, health, model, monitoring, predict
 from api.security import install_security, log_auth_mode

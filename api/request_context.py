@@ -43,6 +43,9 @@ class RequestContextMiddleware:
             route = scope.get("route")
             if route is not None:
                 add_request_fields(route=getattr(route, "path", None))
+            caller = scope.get("state", {}).get("caller")
+            if caller is not None:
+                add_request_fields(user=caller)
             log_request(
                 method=scope["method"],
                 path=scope["path"],

@@ -24,7 +24,9 @@ artifacts: dict[str, Any] = {}
 
 def _newest(directory: Path, prefix: str, not_after: str | None = None) -> Path | None:
     """model_<ts>.pkl / preprocessor_<ts>.pkl: the newest, optionally not newer than a timestamp."""
-    found = sorted(p for p in directory.glob(f"{prefix}_*.pkl") if not_after is None or p.stem[len(prefix) + 1 :] <= not_after)
+    found = sorted(
+        p for p in directory.glob(f"{prefix}_*.pkl") if not_after is None or p.stem[len(prefix) + 1 :] <= not_after
+    )
     return found[-1] if found else None
 
 
@@ -56,10 +58,8 @@ def predict(payload: dict[str, Any]) -> dict[str, Any]:
     preprocessor, model = artifacts["preprocessor"], artifacts["model"]
     try:
         features = preprocessor.transform(frame) if preprocessor is not None else frame
-        if hasattr(model, "predict_proba"):
-            positive = model.predict_proba(features)[:, 1]
-        else:  # a raw lightgbm.Booster with a binary objective predicts P(class 1)
-            positive = model.predict(features)
+        # A raw lightgbm.Booster with a binary objective predicts P(class 1) itself.
+        positive = model.predict_proba(features)[:, 1] if hasattr(model, "predict_proba") else model.predict(features)
     except (ValueError, KeyError, TypeError) as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
     results = [{"prediction": int(p >= 0.5), "probability": float(p)} for p in positive]

@@ -16,6 +16,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ def per_call_us(fn: Callable[[], Any], budget: float = BUDGET_SECONDS) -> float:
     return statistics.median(timings)
 
 
+def _end_to_end(validator: Any, predictor: Any, records: list[dict[str, Any]]) -> Any:
+    return predictor.run(validator.validate(records, batch=len(records) > 1).columns, len(records))
+
+
 def measure(
     model_dir: Path, one: dict[str, Any] | None, many: list[dict[str, Any]] | None, budget: float = BUDGET_SECONDS
 ) -> list[dict[str, Any]]:
@@ -43,29 +48,22 @@ def measure(
 
     loaded = load_bundle(model_dir)
     predictor, validator = loaded.predictor, loaded.validator
-    samples = {1: [one or loaded.example], 100: many or [loaded.example] * 100}
+    samples = [[one or loaded.example], many or [loaded.example] * 100]
     results: list[dict[str, Any]] = []
-    for rows, records in samples.items():
-        columns = validator.validate(records, batch=len(records) > 1).columns
+    for records in samples:
+        rows, batch = len(records), len(records) > 1
+        columns = validator.validate(records, batch=batch).columns
         steps: list[tuple[str, Callable[[], Any]]] = [
-            ("validate (JSON records → columns)", lambda r=records: validator.validate(r, batch=len(r) > 1)),
-            ("library transform (DataFrame + sklearn)", lambda c=columns: predictor.library_transform(c)),
+            ("validate (JSON records → columns)", partial(validator.validate, records, batch=batch)),
+            ("library transform (DataFrame + sklearn)", partial(predictor.library_transform, columns)),
         ]
         if predictor.transform_path == "compiled":
-            steps.append(("compiled transform", lambda c=columns: predictor.transform(c)))
-        features = predictor.transform(columns)
-        steps.append(("model predict", lambda f=features, n=len(records): predictor.predict(f, n)))
-        steps.append(
-            (
-                "validate + transform + predict",
-                lambda r=records: predictor.run(validator.validate(r, batch=len(r) > 1).columns, len(r)),
-            )
-        )
+            steps.append(("compiled transform", partial(predictor.transform, columns)))
+        steps.append(("model predict", partial(predictor.predict, predictor.transform(columns), rows)))
+        steps.append(("validate + transform + predict", partial(_end_to_end, validator, predictor, records)))
         for step, fn in steps:
             micros = per_call_us(fn, budget)
-            results.append(
-                {"step": step, "rows": len(records), "us_per_call": micros, "us_per_row": micros / len(records)}
-            )
+            results.append({"step": step, "rows": rows, "us_per_call": micros, "us_per_row": micros / rows})
     return results
 
 

@@ -26,7 +26,7 @@ MAX_BATCH_SIZE = 64
 MAX_BATCH_TIME = 0.005
 
 # A custom runtime for preprocessor + raw Booster, the same calls the tutorial baseline makes.
-BOOSTER_RUNTIME = '''"""MLServer runtime: fitted preprocessor + raw LightGBM Booster (written by bench/mlserver_setup.py)."""
+BOOSTER_RUNTIME = '''"""MLServer runtime: preprocessor + raw LightGBM Booster (written by bench/mlserver_setup.py)."""
 
 import joblib
 import numpy as np
@@ -129,7 +129,9 @@ def _pick(bundle: Path) -> tuple[Path, Path | None]:
     if not models:
         raise SystemExit(f"no model_*.pkl in {bundle}")
     stamp = models[-1].stem.removeprefix("model_")
-    preprocessors = sorted(p for p in bundle.glob("preprocessor_*.pkl") if p.stem.removeprefix("preprocessor_") <= stamp)
+    preprocessors = sorted(
+        p for p in bundle.glob("preprocessor_*.pkl") if p.stem.removeprefix("preprocessor_") <= stamp
+    )
     return models[-1], (preprocessors[-1] if preprocessors else None)
 
 

@@ -29,7 +29,7 @@ def csv_records(path: Path, example: dict[str, Any], rows: int = BATCH_ROWS) -> 
     """The first `rows` rows of the real CSV, with the example's fields and types."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        records = []
+        records: list[dict[str, Any]] = []
         for row in reader:
             if len(records) == rows:
                 break
@@ -72,7 +72,7 @@ def positive_probabilities(kind: str, answer: dict[str, Any], positive: str) -> 
         data = answer["outputs"][0]["data"]
         width = answer["outputs"][0]["shape"][1]
         return [float(p) for p in data[width - 1 :: width]]
-    rows = answer["predictions"] if "predictions" in answer else [answer]
+    rows = answer.get("predictions", [answer])
     if kind == "baseline":
         return [float(row["probability"]) for row in rows]
     return [float(row["probabilities"][positive]) for row in rows]

@@ -24,7 +24,8 @@ def load_table(measurements: list[dict[str, Any]]) -> str:
     """One row per (bundle, server, scenario); ratios of req/s against the baseline and MLServer."""
     rate = {(m["bundle"], m["server"], m["scenario"]): m["requests_per_s"] for m in measurements}
     lines = [
-        "| bundle | server | scenario | req/s | p50 ms | p99 ms | rows/s | non-2xx | socket err | vs baseline | vs MLServer |",
+        "| bundle | server | scenario | req/s | p50 ms | p99 ms | rows/s | non-2xx | sock err "
+        "| × baseline | × MLServer |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measurements:

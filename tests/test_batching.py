@@ -13,7 +13,9 @@ from tests.support.live_server import LiveServer
 
 def _records(server: LiveServer, count: int) -> list[dict[str, Any]]:
     example = server.client.get("/model").json()["input_schema"]["example"]
-    numeric = [f["name"] for f in server.client.get("/model").json()["input_schema"]["fields"] if f["kind"] == "numeric"]
+    numeric = [
+        f["name"] for f in server.client.get("/model").json()["input_schema"]["fields"] if f["kind"] == "numeric"
+    ]
     return [{**example, **{name: float(i % 70) + 0.25 * j for j, name in enumerate(numeric)}} for i in range(count)]
 
 

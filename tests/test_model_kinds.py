@@ -110,7 +110,7 @@ KINDS = [
     pytest.param(_forest_multiclass, FEATURES, joblib.dump, id="ordinal-forest-multiclass"),
     pytest.param(_lgbm_regressor, FEATURES, joblib.dump, id="lgbm-regressor"),
     pytest.param(
-        _booster_multiclass, FEATURES, lambda o, p: pickle.dump(o, Path(p).open("wb")), id="raw-booster-multiclass"
+        _booster_multiclass, FEATURES, lambda o, p: Path(p).write_bytes(pickle.dumps(o)), id="raw-booster-multiclass"
     ),
     pytest.param(_booster_regression_alone, NUMERIC, joblib.dump, id="raw-booster-regression-no-preprocessor"),
     pytest.param(_gbr_on_frame, ["tenure", "MonthlyCharges"], joblib.dump, id="gbr-on-dataframe-no-preprocessor"),

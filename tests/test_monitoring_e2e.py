@@ -20,7 +20,9 @@ from tests.test_real_bundle import real_records
 
 pytestmark = [
     pytest.mark.real_bundle,
-    pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed (CI: apt-get install -y prometheus)"),
+    pytest.mark.skipif(
+        shutil.which("prometheus") is None, reason="prometheus not installed (CI: apt-get install -y prometheus)"
+    ),
 ]
 WINDOW = 500
 
@@ -39,16 +41,23 @@ def profiled_bundle(real_bundle: Path, real_env_python: str, tmp_path_factory: p
     shutil.copytree(real_bundle, bundle)
     subprocess.run(
         [real_env_python, "-m", "training.profile", "--model-dir", str(bundle), "--data", str(REAL_CSV)],
-        check=True, cwd=ROOT,
+        check=True,
+        cwd=ROOT,
     )
     return bundle
 
 
 @pytest.fixture(scope="module")
-def server(profiled_bundle: Path, real_env_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(
+    profiled_bundle: Path, real_env_python: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     with live_server(
-        profiled_bundle, tmp_path_factory.mktemp("server"), python=real_env_python,
-        drift_window=str(WINDOW), drift_interval_seconds="0.5", id_field="customerID",
+        profiled_bundle,
+        tmp_path_factory.mktemp("server"),
+        python=real_env_python,
+        drift_window=str(WINDOW),
+        drift_interval_seconds="0.5",
+        id_field="customerID",
     ) as running:
         yield running
 
@@ -72,9 +81,14 @@ def prometheus(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> 
     port = free_port()
     log = (work / "prometheus.log").open("wb")
     process = subprocess.Popen(
-        ["prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            "prometheus",
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield f"http://127.0.0.1:{port}"

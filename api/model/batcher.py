@@ -131,7 +131,7 @@ class MicroBatcher:
             except ServiceError as exc:
                 for job in jobs:
                     _resolve(job, None, exc)
-            except Exception as exc:  # noqa: BLE001 - the worker must survive; the request gets a 500
+            except Exception as exc:
                 log.exception("inference failed")
                 for job in jobs:
                     _resolve(job, None, exc)

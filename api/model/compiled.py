@@ -20,8 +20,8 @@ What "bit-identical" means:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import numpy as np
@@ -169,6 +169,8 @@ class CompiledPreprocessor:
 
     input_columns: tuple[str, ...]
     _plan: _ColumnTransformerPlan | _ChainPlan
+    # Encoded input column -> dtype of its fitted categories: numeric ones arrive as numeric arrays.
+    category_dtypes: Mapping[str, np.dtype] = field(default_factory=dict)
 
     def transform(self, columns: ColumnBatch) -> Output:
         """The library's ``transform(to_frame(columns, input_columns))``, computed from the tables."""
@@ -180,8 +182,10 @@ def compile_preprocessor(preprocessor: object, input_columns: Sequence[str]) -> 
     _check_global_config()
     columns = tuple(input_columns)
     plan: _ColumnTransformerPlan | _ChainPlan
+    chains: list[Chain]
     if type(preprocessor) is ColumnTransformer:
         plan = _compile_column_transformer(preprocessor, columns)
+        chains = [piece.chain for piece in plan.pieces]
     else:
         fitted_names = getattr(preprocessor, "feature_names_in_", None)
         if fitted_names is not None and [str(n) for n in fitted_names] != list(columns):
@@ -190,7 +194,12 @@ def compile_preprocessor(preprocessor: object, input_columns: Sequence[str]) -> 
         if chain.identity:
             raise UnsupportedPreprocessor("the preprocessor returns its input DataFrame unchanged")
         plan = _ChainPlan(columns=columns, chain=chain)
-    return CompiledPreprocessor(input_columns=columns, _plan=plan)
+        chains = [chain]
+    category_dtypes: dict[str, np.dtype] = {}
+    for compiled_chain in chains:
+        for name, dtype in compiled_chain.category_dtypes:
+            category_dtypes.setdefault(name, dtype)
+    return CompiledPreprocessor(input_columns=columns, _plan=plan, category_dtypes=category_dtypes)
 
 
 __all__ = [

@@ -11,6 +11,7 @@ import scipy.sparse
 from api.model.compiled_errors import UncompiledInput
 
 FLOAT64 = np.dtype(np.float64)
+INT64 = np.dtype(np.int64)
 OBJECT = np.dtype(object)
 
 
@@ -79,16 +80,37 @@ def raise_if_infinite(values: np.ndarray) -> None:
         raise ValueError("Input contains infinity or a value too large for dtype('float64').")
 
 
+def _is_float_input(dtype: np.dtype) -> bool:
+    """Integers, booleans and float64: what ``check_array(dtype=FLOAT_DTYPES)`` turns into float64."""
+    return dtype.kind in "biu" or dtype == FLOAT64
+
+
 def float_matrix(block: Block) -> np.ndarray:
-    """The float64 matrix a scaler or numeric imputer validates its input into (inf rejected)."""
+    """The float64 matrix a scaler or mean/median imputer validates its input into (inf rejected)."""
     if isinstance(block, Frame):
-        if any(column.dtype != FLOAT64 for column in block.columns):
-            raise UncompiledInput("numeric steps are compiled for float64 columns only")
+        if not all(_is_float_input(column.dtype) for column in block.columns):
+            raise UncompiledInput("numeric steps are compiled for float64, integer and bool columns only")
         matrix = stack_columns(block.columns, FLOAT64)
-    elif isinstance(block, np.ndarray) and block.dtype == FLOAT64:
+    elif isinstance(block, np.ndarray) and _is_float_input(block.dtype):
+        matrix = block.astype(FLOAT64, copy=False)
+    else:
+        raise UncompiledInput("numeric steps are compiled for float64, integer and bool input only")
+    raise_if_infinite(matrix)
+    return matrix
+
+
+def native_matrix(block: Block) -> np.ndarray:
+    """The matrix ``check_array(dtype=None)`` makes of numeric input: float64, or int64 when every column is."""
+    if isinstance(block, Frame):
+        dtypes = {column.dtype for column in block.columns}
+        if not dtypes <= {FLOAT64, INT64}:
+            # pandas interleaves bool with numbers as object: not mirrored.
+            raise UncompiledInput(f"columns of dtypes {sorted(map(str, dtypes))} are not compiled here")
+        matrix = stack_columns(block.columns, FLOAT64 if FLOAT64 in dtypes else INT64)
+    elif isinstance(block, np.ndarray) and block.dtype in (FLOAT64, INT64):
         matrix = block
     else:
-        raise UncompiledInput("numeric steps are compiled for float64 input only")
+        raise UncompiledInput("this step is compiled for float64 and int64 input only")
     raise_if_infinite(matrix)
     return matrix
 

@@ -13,7 +13,17 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from api.model.compiled_blocks import FLOAT64, OBJECT, Block, Frame, OneHot, float_matrix, object_matrix
+from api.model.compiled_blocks import (
+    FLOAT64,
+    INT64,
+    OBJECT,
+    Block,
+    Frame,
+    OneHot,
+    float_matrix,
+    native_matrix,
+    object_matrix,
+)
 from api.model.compiled_encoders import compile_one_hot, compile_ordinal
 from api.model.compiled_errors import UncompiledInput, UnsupportedPreprocessor
 
@@ -59,14 +69,21 @@ class Impute:
     """SimpleImputer with ``missing_values=np.nan``: keep the fitted features, fill their NaNs."""
 
     object_data: bool
+    to_float: bool
     keep: np.ndarray | None
     fill: np.ndarray
 
     def apply(self, block: Block) -> Block:
         """Fill missing cells with the fitted statistics."""
-        matrix = object_matrix(block) if self.object_data else float_matrix(block)
+        if self.object_data:
+            matrix = object_matrix(block)
+        else:
+            # mean/median validate with FLOAT_DTYPES; most_frequent/constant keep an int64 input's dtype.
+            matrix = float_matrix(block) if self.to_float else native_matrix(block)
         if self.keep is not None:
             matrix = matrix[:, self.keep]
+        if matrix.dtype == INT64:
+            return matrix
         # For object data scikit-learn's missing mask is `X != X`: NaN only, None is a value.
         missing = matrix != matrix if self.object_data else np.isnan(matrix)
         return np.where(missing, self.fill, matrix)
@@ -97,7 +114,8 @@ def compile_imputer(imputer: SimpleImputer) -> tuple[Impute, np.ndarray]:
         fill = fill.astype(fill_dtype, copy=False)
     fill = fill.astype(OBJECT if object_data else FLOAT64).reshape(1, -1)
     keep = None if kept.shape[0] == statistics.shape[0] else kept
-    return Impute(object_data=object_data, keep=keep, fill=fill), kept
+    to_float = not (isinstance(imputer.strategy, str) and imputer.strategy in ("most_frequent", "constant"))
+    return Impute(object_data=object_data, to_float=to_float, keep=keep, fill=fill), kept
 
 
 @dataclass(frozen=True)
@@ -165,6 +183,8 @@ class Chain:
 
     steps: tuple[Step, ...]
     sparse_out: bool
+    # Input column -> dtype of the fitted categories it is first looked up in (the column contract).
+    category_dtypes: tuple[tuple[str, np.dtype], ...] = ()
 
     @property
     def identity(self) -> bool:
@@ -190,16 +210,21 @@ def compile_chain(estimator: object, names: Sequence[str]) -> Chain:
     steps: list[Step] = []
     sparse_out = False
     current = list(names)
+    category_dtypes: tuple[tuple[str, np.dtype], ...] = ()
     for leaf in _flatten(estimator):
         if leaf is None or (isinstance(leaf, str) and leaf == "passthrough"):
             continue
         if sparse_out:
             raise UnsupportedPreprocessor(f"{type(leaf).__name__} after a sparse one-hot output")
         check_default_output(leaf)
-        step, current, sparse_out = _compile_leaf(leaf, current)
+        step, after, sparse_out = _compile_leaf(leaf, current)
+        if isinstance(leaf, OneHotEncoder | OrdinalEncoder) and not category_dtypes:
+            dtypes = [np.asarray(categories).dtype for categories in leaf.categories_]
+            category_dtypes = tuple(zip(current, dtypes, strict=True))
+        current = after
         if not isinstance(step, Identity):
             steps.append(step)
-    return Chain(steps=tuple(steps), sparse_out=sparse_out)
+    return Chain(steps=tuple(steps), sparse_out=sparse_out, category_dtypes=category_dtypes)
 
 
 def _compile_leaf(leaf: object, names: list[str]) -> tuple[Step, list[str], bool]:

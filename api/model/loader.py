@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from api.errors import ArtifactError, ServiceError
+from api.model.bundle import BundleFiles, read_manifest, resolve_bundle
+from api.model.compat import check_compatibility, installed_versions
 from api.model.compiled import compile_preprocessor
 from api.model.compiled_errors import CompiledMismatch, UnsupportedPreprocessor
 from api.model.compiled_verify import verify_compiled
-from api.model.bundle import BundleFiles, read_manifest, resolve_bundle
-from api.model.compat import check_compatibility, installed_versions
 from api.model.loaded import ArtifactInfo, LoadedModel
 from api.model.pickle_scan import PickleInspection, inspect_pickle
 from api.model.predictor import Predictor, split_pipeline
@@ -127,7 +127,9 @@ def _variants(example: dict[str, Any], schema: InputSchema) -> list[dict[str, An
 
 def _outputs_equal(a: Any, b: Any) -> bool:
     same_probabilities = (a.probabilities is None and b.probabilities is None) or (
-        a.probabilities is not None and b.probabilities is not None and a.probabilities.tobytes() == b.probabilities.tobytes()
+        a.probabilities is not None
+        and b.probabilities is not None
+        and a.probabilities.tobytes() == b.probabilities.tobytes()
     )
     return same_probabilities and [repr(p) for p in a.predictions] == [repr(p) for p in b.predictions]
 

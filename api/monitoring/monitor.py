@@ -73,7 +73,9 @@ class ModelMonitor:
                 self.metrics.observe_phase(phase, seconds)  # type: ignore[arg-type]
         self.metrics.observe_model_call(batch.size)
         scores = output.scores()
-        self.metrics.observe_predictions([str(p) for p in output.predictions] if output.probabilities is not None else ["value"] * batch.size, scores)
+        self.metrics.observe_predictions(
+            [str(p) for p in output.predictions] if output.probabilities is not None else ["value"] * batch.size, scores
+        )
         self.metrics.observe_input_quality(
             missing=batch.missing, unknown_category=batch.unknown, out_of_range=self._out_of_range(batch.columns)
         )
@@ -110,7 +112,9 @@ class ModelMonitor:
         errors: list[dict[str, Any]] = []
         for row, item in enumerate(items):
             if not isinstance(item, dict) or not isinstance(item.get("prediction_id"), str) or "label" not in item:
-                errors.append({"loc": ["body", "items", row], "row": row, "msg": "expected {prediction_id: string, label: class}"})
+                errors.append(
+                    {"loc": ["body", "items", row], "row": row, "msg": "expected {prediction_id: string, label: class}"}
+                )
                 continue
             try:
                 pairs.append((item["prediction_id"], normalize_label(item["label"], classes)))

@@ -20,7 +20,12 @@ def drift(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
     # Computing PSI over the window takes well under a millisecond: answer with the current window.
     report = service.monitor.refresh_drift()
     if report is None:
-        return {"window_size": 0, "features": {}, "prediction": {"psi": None}, "note": "the bundle has no drift profile"}
+        return {
+            "window_size": 0,
+            "features": {},
+            "prediction": {"psi": None},
+            "note": "the bundle has no drift profile",
+        }
     return report.to_dict()
 
 
@@ -44,7 +49,7 @@ async def feedback(request: Request, service: ServiceDep, _: PredictCaller) -> d
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise InvalidInputError(
-            "body must be {\"items\": [{\"prediction_id\": …, \"label\": …}, …]} with at least one item",
+            'body must be {"items": [{"prediction_id": …, "label": …}, …]} with at least one item',
             details=[{"loc": ["body", "items"], "field": "items", "msg": "expected a non-empty array"}],
         )
     result = await run_in_threadpool(service.monitor.feedback, items)

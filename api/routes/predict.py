@@ -6,6 +6,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from api.deps import ServiceDep
+from api.monitoring.logging import add_request_fields
 from api.request_body import read_json, split_records
 from api.security import PredictCaller
 
@@ -37,4 +38,5 @@ async def predict(request: Request, service: ServiceDep, _caller: PredictCaller)
     body = await read_json(request, settings.max_body_bytes)
     records, batch = split_records(body, max_batch=settings.max_batch_size)
     prediction = await service.batcher.submit(records, batch=batch)
+    add_request_fields(model_version=prediction.model.version, rows=prediction.batch.size)
     return Response(orjson.dumps(prediction.body(batch=batch)), media_type="application/json")

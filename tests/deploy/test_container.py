@@ -101,8 +101,9 @@ def test_healthcheck_asks_ready_with_python(final_stage: list[Instruction]) -> N
     assert len(checks) == 1
     check = checks[0]
     assert not check.upper().startswith("NONE")
-    assert "urllib" in check and "/ready" in check and "127.0.0.1" in check
-    assert "APP_PORT" in check
+    assert "api.healthcheck" in check
+    probe = (ROOT / "api" / "healthcheck.py").read_text()
+    assert "urllib" in probe and "/ready" in probe and "127.0.0.1" in probe and "APP_PORT" in probe
     assert not re.search(r"\b(curl|wget)\b", check)
 
 

@@ -17,7 +17,7 @@ import pytest
 import sklearn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.compose import ColumnTransformer, make_column_selector, make_column_transformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
@@ -39,6 +39,7 @@ from api.model.compiled import (
     compile_preprocessor,
     verify_compiled,
 )
+from api.model.compiled_verify import edge_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
@@ -499,6 +500,244 @@ def test_verify_requires_both_paths_to_raise() -> None:
         verify_compiled(compiled, lenient, sample)
 
 
+def test_verify_checks_each_batched_edge_row() -> None:
+    preprocessor, library = fitted(CASES[1].values[0], ORDER)
+    compiled = compile_preprocessor(preprocessor, ORDER)
+
+    def off_by_one_row(batch: ColumnBatch) -> object:
+        out = library(batch)
+        out[batch["num_b"] == 1e308] += 1.0  # type: ignore[index]
+        return out
+
+    with pytest.raises(CompiledMismatch, match=r"num_b=1e\+308 \(float64\): library dense"):
+        verify_compiled(compiled, off_by_one_row, batch_for(ORDER, 20, seed=7))
+
+
+def test_verify_batches_library_calls() -> None:
+    preprocessor, library = fitted(CASES[0].values[0], ORDER)
+    compiled = compile_preprocessor(preprocessor, ORDER)
+    calls = 0
+
+    def counted(batch: ColumnBatch) -> object:
+        nonlocal calls
+        calls += 1
+        return library(batch)
+
+    sample = batch_for(ORDER, 200, seed=8)
+    verify_compiled(compiled, counted, sample)
+    n_edges = len(list(edge_rows(sample, category_dtypes=compiled.category_dtypes)))
+    # Whole sample, 4 single rows, a batch per dtype signature, the rows compiled rejects (±inf), the union.
+    assert n_edges > 100
+    assert calls <= 20
+
+
+# Preprocessors fitted on a DataFrame with int64, bool, float64 and string columns, as
+# make_column_transformer users do: encoders fitted on numeric columns get numeric categories, and
+# the service sends those columns as int64/bool without nulls, float64 with NaN (api.model.columns).
+
+FRAME_ORDER = ["senior", "contract", "plan", "code", "level", "flag", "charges", "children"]
+FRAME_FIT_DTYPES = {
+    "senior": np.dtype(np.int64),
+    "contract": np.dtype(object),
+    "plan": np.dtype(object),
+    "code": np.dtype(np.int64),
+    "level": np.dtype(np.float64),
+    "flag": np.dtype(np.bool_),
+    "charges": np.dtype(np.float64),
+    "children": np.dtype(np.int64),
+}
+
+
+def frame_raw(n: int, seed: int, *, nulls: bool = False, unseen: bool = False) -> dict[str, np.ndarray]:
+    """Raw column values with NaN for nulls; without `nulls` they keep the fitted DataFrame dtypes."""
+    rng = np.random.default_rng(seed)
+    raw = {
+        "senior": rng.integers(0, 2, n),
+        "contract": _objects([str(v) for v in rng.choice(["monthly", "yearly", "two-year"], n)]),
+        "plan": _objects([str(v) for v in rng.choice(["basic", "plus"], n)]),
+        "code": rng.choice([10, 20, 30, 40], n),
+        "level": rng.choice([0.5, 1.5, 2.5], n),
+        "flag": rng.integers(0, 2, n).astype(bool),
+        "charges": rng.normal(70.0, 20.0, n),
+        "children": rng.integers(0, 4, n),
+    }
+    raw["level"][rng.random(n) < 0.1] = np.nan  # fitted too: its categories end with NaN
+    raw["contract"][rng.random(n) < 0.1] = float("nan")
+    if unseen:
+        for name, value in [("senior", 2), ("code", -5), ("level", 3.5), ("contract", "weekly"), ("children", 9)]:
+            raw[name][rng.random(n) < 0.05] = value
+    if nulls:
+        for name in ["senior", "code", "flag", "charges", "children"]:
+            raw[name] = raw[name].astype(np.float64)
+            raw[name][rng.random(n) < 0.1] = np.nan
+    return raw
+
+
+def as_sent(raw: dict[str, np.ndarray], encoded: set[str]) -> dict[str, np.ndarray]:
+    """The columns the service builds from these values (api.model.columns)."""
+    out: dict[str, np.ndarray] = {}
+    for name, values in raw.items():
+        fitted_dtype = FRAME_FIT_DTYPES[name]
+        if fitted_dtype.kind == "O":
+            out[name] = _objects(values.tolist())
+        elif name in encoded and fitted_dtype.kind in "biu":
+            floats = values.astype(np.float64)
+            out[name] = floats if np.isnan(floats).any() else floats.astype(fitted_dtype)
+        else:
+            out[name] = values.astype(np.float64)
+    return out
+
+
+FRAME_CASES = [
+    pytest.param(
+        lambda: make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), ["senior", "contract", "plan"]),
+            (StandardScaler(), ["charges", "children"]),
+        ),
+        {"senior", "contract", "plan"},
+        id="onehot-int64-and-strings",
+    ),
+    pytest.param(
+        lambda: make_column_transformer(
+            (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["code", "level"]),
+            (make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), ["charges"]),
+        ),
+        {"code", "level"},
+        id="ordinal-int64-float64",
+    ),
+    pytest.param(
+        lambda: make_column_transformer((OrdinalEncoder(), ["code", "level"])), {"code", "level"}, id="ordinal-error"
+    ),
+    pytest.param(
+        lambda: make_column_transformer(
+            (ohe(drop="if_binary", sparse=False), ["flag", "senior"]),
+            (ohe(handle_unknown="ignore", sparse=False), ["contract"]),
+        ),
+        {"flag", "senior", "contract"},
+        id="onehot-bool-dense",
+    ),
+    pytest.param(
+        lambda: make_column_transformer(
+            (make_pipeline(SimpleImputer(strategy="most_frequent"), ohe(handle_unknown="ignore")), ["senior", "code"]),
+            (SimpleImputer(strategy="constant", fill_value=0), ["children"]),
+            (MinMaxScaler(), ["level"]),
+        ),
+        {"senior", "code"},
+        id="imputed-int64-onehot",
+    ),
+]
+
+
+@pytest.mark.parametrize(("factory", "encoded"), FRAME_CASES)
+def test_frame_fitted_numeric_categories(factory: Callable[[], Any], encoded: set[str]) -> None:
+    preprocessor = factory()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        preprocessor.fit(pd.DataFrame(frame_raw(400, seed=1)))
+
+    def library(batch: ColumnBatch) -> object:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return preprocessor.transform(to_frame(batch, FRAME_ORDER))
+
+    compiled = compile_preprocessor(preprocessor, FRAME_ORDER)
+    assert dict(compiled.category_dtypes) == {name: FRAME_FIT_DTYPES[name] for name in encoded}
+    clean = as_sent(frame_raw(300, seed=2), encoded)
+    assert {name: clean[name].dtype for name in encoded} == {name: FRAME_FIT_DTYPES[name] for name in encoded}
+    assert comparable(compiled.transform(clean)) == comparable(library(clean))
+    for seed, kinds in enumerate([{"nulls": True}, {"unseen": True}, {"nulls": True, "unseen": True}], start=3):
+        raw = frame_raw(300, seed, **kinds)
+        assert outcome(compiled.transform, as_sent(raw, encoded)) == outcome(library, as_sent(raw, encoded)), kinds
+        for i in range(0, 300, 23):
+            row = as_sent({name: values[i : i + 1] for name, values in raw.items()}, encoded)
+            assert outcome(compiled.transform, row) == outcome(library, row), (kinds, i)
+    verify_compiled(compiled, library, as_sent(frame_raw(60, seed=6), encoded))
+    verify_compiled(compiled, library, as_sent(frame_raw(60, seed=7, nulls=True), encoded))
+
+
+_FRAME_FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=False, width=64),
+    st.sampled_from([0.0, -0.0, 0.5, 1.0, 1.5, 2.5, 10.0, 20.0, 2.0**53 + 2, 2.0**63, float("nan")]),
+)
+_FRAME_INTS = st.one_of(
+    st.sampled_from([0, 1, 2, -1, 10, 20, 40, -5, 2**53 + 1, 2**63 - 1, -(2**63)]),
+    st.integers(-(2**63), 2**63 - 1),
+)
+
+
+@st.composite
+def frame_batches(draw: st.DrawFn, encoded: set[str]) -> dict[str, np.ndarray]:
+    """Batches in every dtype the contract allows: int64/bool without nulls, float64 with any floats."""
+    n = draw(st.integers(1, 10))
+    batch: dict[str, np.ndarray] = {}
+    for name in FRAME_ORDER:
+        kind = FRAME_FIT_DTYPES[name].kind
+        if kind == "O":
+            seen = ["monthly", "yearly", "two-year", "basic", "plus"]
+            batch[name] = _objects(draw(st.lists(st.sampled_from([*seen, float("nan"), "x"]), min_size=n, max_size=n)))
+        elif name in encoded and kind == "b" and draw(st.booleans()):
+            batch[name] = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=np.bool_)
+        elif name in encoded and kind == "i" and draw(st.booleans()):
+            batch[name] = np.array(draw(st.lists(_FRAME_INTS, min_size=n, max_size=n)), dtype=np.int64)
+        else:
+            batch[name] = np.array(draw(st.lists(_FRAME_FLOATS, min_size=n, max_size=n)), dtype=np.float64)
+    return batch
+
+
+@pytest.mark.parametrize(("factory", "encoded"), FRAME_CASES)
+def test_frame_random_rows_bitwise(factory: Callable[[], Any], encoded: set[str]) -> None:
+    preprocessor = factory()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        preprocessor.fit(pd.DataFrame(frame_raw(400, seed=1)))
+    compiled = compile_preprocessor(preprocessor, FRAME_ORDER)
+
+    def library(batch: ColumnBatch) -> object:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return preprocessor.transform(to_frame(batch, FRAME_ORDER))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(frame_batches(encoded))
+    def check(batch: dict[str, np.ndarray]) -> None:
+        assert outcome(compiled.transform, batch) == outcome(library, batch)
+
+    check()
+
+
+def test_edge_rows_follow_the_column_contract() -> None:
+    int64, boolean, float64, obj = (np.dtype(d) for d in (np.int64, np.bool_, np.float64, object))
+    sample = {
+        "senior": np.array([1, 0]),
+        "code": np.array([10.0, np.nan]),
+        "flag": np.array([True, False]),
+        "charges": np.array([70.5, 20.0]),
+        "contract": _objects(["monthly", float("nan")]),
+    }
+    hints = {"senior": int64, "code": int64, "flag": boolean, "contract": obj}
+    rows = list(edge_rows(sample, category_dtypes=hints))
+    allowed = {"senior": {int64, float64}, "code": {int64, float64}, "flag": {boolean, float64}}
+    for label, row in rows:
+        assert {len(values) for values in row.values()} == {1}, label
+        for name, values in row.items():
+            assert values.dtype in allowed.get(name, {sample[name].dtype}), (label, name)
+            if values.dtype != float64:
+                assert values.dtype.kind == "O" or not np.isnan(values.astype(np.float64)).any(), (label, name)
+    first = rows[0][1]
+    assert {name: (values.dtype, values.tolist()) for name, values in first.items() if name != "senior"} == {
+        "code": (int64, [10]),  # one non-null row of an integer column arrives as int64
+        "flag": (boolean, [True]),
+        "charges": (float64, [70.5]),
+        "contract": (obj, ["monthly"]),
+    }
+    labels = {label for label, _ in rows}
+    assert {"senior=nan (float64)", "senior=-1 (int64)", "senior=0.5 (float64)", "flag=True (bool)"} <= labels
+    assert "code=9223372036854775807 (int64)" in labels
+    assert not any(label.startswith("charges=") and not label.endswith("(float64)") for label in labels)
+    # Without hints the sample's dtypes decide: int64 columns still get int64 and float64 cells.
+    assert {row["senior"].dtype for _, row in edge_rows({"senior": sample["senior"]})} == {int64, float64}
+
+
 # The first user's real preprocessor (scikit-learn 1.1.3 only).
 
 Real = tuple[Any, CompiledPreprocessor, dict[str, np.ndarray], list[str]]
@@ -571,5 +810,16 @@ def test_real_batches_and_lightgbm(real: Real) -> None:
 @pytest.mark.real_bundle
 def test_real_verify_passes(real: Real) -> None:
     preprocessor, compiled, batch, order = real
-    sample = {name: values[:64] for name, values in batch.items()}
-    verify_compiled(compiled, _real_library(preprocessor, order), sample, single_rows=8)
+    assert all(values.dtype in (np.float64, object) for values in batch.values())  # object categories
+    library = _real_library(preprocessor, order)
+    calls = 0
+
+    def counted(columns: ColumnBatch) -> object:
+        nonlocal calls
+        calls += 1
+        return library(columns)
+
+    sample = {name: values[::35] for name, values in batch.items()}  # 202 rows, a drift profile's sample
+    verify_compiled(compiled, counted, sample)
+    # ~17 ms a library call: a dozen batched calls instead of one per edge row (~400) keeps startup short.
+    assert calls <= 20

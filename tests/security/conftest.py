@@ -102,7 +102,8 @@ def creds() -> Credentials:
 @contextmanager
 def server_with(bundle: Path, tmp: Path, **settings: str) -> Iterator[LiveServer]:
     """A live server whose credentials are exactly `settings` (the default test key is dropped)."""
-    with live_server(bundle, tmp, **{"api_keys": "", **settings}) as server:
+    settings.setdefault("api_keys", "")
+    with live_server(bundle, tmp, **settings) as server:  # type: ignore[arg-type]  # env vars only
         yield server
 
 

@@ -133,9 +133,7 @@ def cors_server(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.mark.parametrize(("origin", "allowed"), [("https://app.example", True), ("https://evil.example", False)])
 def test_cors_when_configured(cors_server: LiveServer, origin: str, allowed: bool) -> None:
     preflight = httpx.options(f"{cors_server.url}/predict", headers={"Origin": origin, **PREFLIGHT})
-    actual = httpx.get(
-        f"{cors_server.url}/model", headers={"Origin": origin, "X-API-Key": "cors-test-key-0123456789"}
-    )
+    actual = httpx.get(f"{cors_server.url}/model", headers={"Origin": origin, "X-API-Key": "cors-test-key-0123456789"})
     assert actual.status_code == 200
     if allowed:
         assert preflight.status_code == 200
