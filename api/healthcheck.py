@@ -1,4 +1,4 @@
-"""`python -m api.healthcheck`: the container HEALTHCHECK — GET /ready on loopback, over TLS when the service speaks it."""
+"""`python -m api.healthcheck`: the container HEALTHCHECK, GET /ready on loopback (over TLS when served so)."""
 
 from __future__ import annotations
 
