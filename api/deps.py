@@ -10,12 +10,13 @@ from api.model.loaded import LoadedModel
 from api.service import Service
 
 
-def get_service(request: Request) -> Service:
+# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the threadpool.
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
 
-def get_model(service: Annotated[Service, Depends(get_service)]) -> LoadedModel:
+async def get_model(service: Annotated[Service, Depends(get_service)]) -> LoadedModel:
     return service.registry.current
 
 

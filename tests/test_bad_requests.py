@@ -103,3 +103,14 @@ def test_service_keeps_serving_after_bad_input(default_server: LiveServer) -> No
         default_server.client.post("/predict", content=body, headers={"Content-Type": "application/json"})
     assert default_server.alive()
     assert default_server.client.post("/predict", json=_example(default_server)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "value",
+    [pytest.param(2**63, id="int64-overflow"), pytest.param(2**64 - 1, id="uint64-max"), pytest.param("abc", id="text")],
+)
+def test_integer_category_out_of_range_is_a_422(default_server: LiveServer, value: object) -> None:
+    record = {**_example(default_server), "SeniorCitizen": value}
+    response = default_server.client.post("/predict", json=record)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "SeniorCitizen"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from api.model.loaded import LoadedModel
 from api.model.validation import ValidatedBatch
 
 log = logging.getLogger(__name__)
+_STOP = object()
 
 
 @dataclass
@@ -34,18 +35,18 @@ class _Job:
     enqueued: float = field(default_factory=time.perf_counter)
     validated: ValidatedBatch | None = None
     validation_seconds: float = 0.0
+    outcome: Prediction | BaseException | None = None
 
 
-def _resolve(job: _Job, result: Prediction | None, error: BaseException | None) -> None:
-    def settle() -> None:
+def _settle(jobs: list[_Job]) -> None:
+    """Runs on the event loop: hand each request its answer (unless it already gave up)."""
+    for job in jobs:
         if job.future.done():  # the client went away or the request timed out
-            return
-        if error is not None:
-            job.future.set_exception(error)
+            continue
+        if isinstance(job.outcome, BaseException):
+            job.future.set_exception(job.outcome)
         else:
-            job.future.set_result(result)  # type: ignore[arg-type]
-
-    job.loop.call_soon_threadsafe(settle)
+            job.future.set_result(job.outcome)  # type: ignore[arg-type]
 
 
 class MicroBatcher:
@@ -65,11 +66,13 @@ class MicroBatcher:
         self.max_rows = max_rows
         self.max_wait_seconds = max_wait_seconds
         self.queue_max_rows = queue_max_rows
-        self._queue: deque[_Job] = deque()
+        # SimpleQueue is implemented in C: a put costs far less than a Condition round trip.
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued_rows = 0
-        self._condition = threading.Condition()
+        self._count_lock = threading.Lock()
         self._running = False
         self._busy_recently = False
+        self._carry: _Job | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -78,65 +81,87 @@ class MicroBatcher:
         self._thread.start()
 
     def stop(self) -> None:
-        with self._condition:
-            self._running = False
-            self._condition.notify_all()
+        self._running = False
+        self._queue.put(_STOP)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     async def submit(self, records: Sequence[Any], *, batch: bool) -> Prediction:
         """Queue one request's records and wait for its prediction (or its error)."""
-        loop = asyncio.get_running_loop()
-        job = _Job(records, batch, loop.create_future(), loop)
-        with self._condition:
-            if not self._running:
-                raise NotReadyError("the inference worker is not running")
-            if self._queued_rows + len(records) > self.queue_max_rows and self._queue:
+        if not self._running:
+            raise NotReadyError("the inference worker is not running")
+        rows = len(records)
+        with self._count_lock:
+            if self._queued_rows and self._queued_rows + rows > self.queue_max_rows:
                 raise OverloadedError(
                     f"{self._queued_rows} rows are already waiting for inference (QUEUE_MAX_ROWS="
                     f"{self.queue_max_rows}); retry shortly"
                 )
-            self._queue.append(job)
-            self._queued_rows += len(records)
-            self._condition.notify()
+            self._queued_rows += rows
+        loop = asyncio.get_running_loop()
+        job = _Job(records, batch, loop.create_future(), loop)
+        self._queue.put(job)
         return await job.future
 
+    def _next(self, timeout: float | None) -> _Job | None:
+        if self._carry is not None:
+            job, self._carry = self._carry, None
+            return job
+        try:
+            item = self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is _STOP:
+            self._running = False
+            return None
+        queued: _Job = item
+        return queued
+
     def _take(self) -> list[_Job] | None:
-        with self._condition:
-            while self._running and not self._queue:
-                self._condition.wait()
-            if not self._running:
-                return None
-            jobs = [self._queue.popleft()]
-            rows = len(jobs[0].records)
-            deadline = time.perf_counter() + (self.max_wait_seconds if self._busy_recently else 0.0)
-            while rows < self.max_rows:
-                if not self._queue:
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0 or not self._condition.wait(remaining) or not self._queue:
-                        break
-                if rows + len(self._queue[0].records) > self.max_rows:
-                    break
-                job = self._queue.popleft()
-                jobs.append(job)
-                rows += len(job.records)
+        first = self._next(None)
+        if first is None:
+            return None
+        jobs, rows = [first], len(first.records)
+        deadline = time.perf_counter() + (self.max_wait_seconds if self._busy_recently else 0.0)
+        while rows < self.max_rows and self._running:
+            job = self._next(max(0.0, deadline - time.perf_counter()))
+            if job is None:
+                break
+            if rows + len(job.records) > self.max_rows:
+                self._carry = job  # starts the next call
+                break
+            jobs.append(job)
+            rows += len(job.records)
+        with self._count_lock:
             self._queued_rows -= rows
-            self._busy_recently = len(jobs) > 1 or bool(self._queue)
-            return jobs
+        self._busy_recently = len(jobs) > 1 or self._carry is not None
+        return jobs
 
     def _run(self) -> None:
         while (jobs := self._take()) is not None:
+            calls: list[tuple[Prediction, list[Prediction]]] = []
             try:
-                self._process(jobs)
+                self._process(jobs, calls)
             except ServiceError as exc:
                 for job in jobs:
-                    _resolve(job, None, exc)
+                    job.outcome = job.outcome or exc
             except Exception as exc:
                 log.exception("inference failed")
                 for job in jobs:
-                    _resolve(job, None, exc)
+                    job.outcome = job.outcome or exc
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+            for job in jobs:
+                by_loop.setdefault(job.loop, []).append(job)
+            for loop, settled in by_loop.items():
+                loop.call_soon_threadsafe(_settle, settled)
+            # Monitoring observes after the answers are on their way, never in front of them.
+            for combined, parts in calls:
+                try:
+                    self._observe(combined, parts)
+                except Exception:
+                    log.exception("monitoring failed to observe a batch")
 
-    def _process(self, jobs: list[_Job]) -> None:
+    def _process(self, jobs: list[_Job], calls: list[tuple[Prediction, list[Prediction]]]) -> None:
         model = self._current_model()
         valid: list[_Job] = []
         for job in jobs:
@@ -144,19 +169,18 @@ class MicroBatcher:
             try:
                 job.validated = validate(model, job.records, batch=job.batch)
             except ServiceError as exc:
-                _resolve(job, None, exc)
+                job.outcome = exc
                 continue
             job.validation_seconds = time.perf_counter() - started
             valid.append(job)
         if not valid:
             return
         if model.predictor.row_independent or len(valid) == 1:
-            self._call(model, valid)
+            calls.append(self._call(model, valid))
         else:
-            for job in valid:
-                self._call(model, [job])
+            calls.extend(self._call(model, [job]) for job in valid)
 
-    def _call(self, model: LoadedModel, jobs: list[_Job]) -> None:
+    def _call(self, model: LoadedModel, jobs: list[_Job]) -> tuple[Prediction, list[Prediction]]:
         merged = merge_batches([job.validated for job in jobs if job.validated is not None])
         timings: dict[str, float] = {}
         output = run_model(model, merged, timings)
@@ -169,8 +193,7 @@ class MicroBatcher:
             stop = start + job.validated.size
             part = combined.slice(start, stop, job.validated)
             part.timings = {"validation": job.validation_seconds, "queue_wait": now - job.enqueued}
+            job.outcome = part
             parts.append(part)
             start = stop
-        for job, part in zip(jobs, parts, strict=True):
-            _resolve(job, part, None)
-        self._observe(combined, parts)
+        return combined, parts

@@ -38,6 +38,7 @@ class LoadedModel:
     example: dict[str, Any]
     installed_versions: dict[str, str]
     transform_reason: str
+    model_path: str
     load_seconds: float
     profile: Any | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -72,6 +73,7 @@ class LoadedModel:
             "installed_versions": self.installed_versions,
             "input_schema": {"fields": self.schema.to_dict(), "example": self.example},
             "preprocessing": {"path": predictor.transform_path, "reason": self.transform_reason},
+            "prediction_path": self.model_path,
             "micro_batching": "coalesces concurrent requests (rows proven batch-independent at load)"
             if predictor.row_independent
             else "one model call per request (batching would change low-order bits for this model)",

@@ -134,6 +134,23 @@ def _outputs_equal(a: Any, b: Any) -> bool:
     return same_probabilities and [repr(p) for p in a.predictions] == [repr(p) for p in b.predictions]
 
 
+def _direct_booster(predictor: Predictor, validator: RecordValidator, samples: list[dict[str, Any]]) -> bool:
+    """Serve a LightGBM estimator through its booster only if every answer is bit-identical."""
+    booster = predictor.booster_candidate()
+    if booster is None or not samples:
+        return False
+    batches = [validator.validate(samples, batch=True), *(validator.validate([s], batch=False) for s in samples[:16])]
+    expected = []
+    for batch in batches:
+        features = predictor.transform(batch.columns)
+        expected.append((features, batch.size, predictor.library_predict(features)))
+    predictor.use_direct_booster(booster)
+    if all(_outputs_equal(predictor.predict(f, n), want) for f, n, want in expected):
+        return True
+    predictor.use_direct_booster(None)
+    return False
+
+
 def _row_independent(predictor: Predictor, validator: RecordValidator, samples: list[dict[str, Any]]) -> bool:
     """True when every row's answer is bit-identical alone and inside a batch: only then are requests merged."""
     if len(samples) < 2:
@@ -231,6 +248,7 @@ def load_bundle(
     samples = [example, *(dict(row) for row in getattr(profile, "sample_rows", None) or ())]
     valid_samples = [s for s in [*samples, *_variants(example, schema)] if _is_valid(validator, s)]
     reason = _compile(predictor, schema, valid_samples, compiled_preprocessing)
+    direct = _direct_booster(predictor, validator, valid_samples)
     predictor.row_independent = _row_independent(predictor, validator, valid_samples)
     smoke = validator.validate([example], batch=False)
     try:
@@ -247,6 +265,7 @@ def load_bundle(
         example=example,
         installed_versions=installed_versions(),
         transform_reason=reason,
+        model_path="lightgbm booster (verified identical to the estimator)" if direct else "estimator",
         load_seconds=time.perf_counter() - started,
         profile=profile,
         notes=notes,

@@ -54,6 +54,7 @@ class Predictor:
         self.class_keys = [str(c) for c in self.classes]
         self._fast_transform: Callable[[ColumnBatch], Any] | None = None
         self.row_independent = False  # proven at load before requests are coalesced
+        self.direct_booster: Any | None = None
         self.transform_path = "library"
 
     def _describe(self) -> tuple[Task, tuple[Any, ...]]:
@@ -95,15 +96,41 @@ class Predictor:
         return self.library_transform(columns)
 
     def predict(self, features: Any, rows: int) -> ModelOutput:
-        """Run the model on transformed features."""
+        """Run the model on transformed features (through its booster when that was proven identical)."""
         if self.is_booster:
-            threads = 1 if rows <= SINGLE_THREAD_MAX_ROWS else 0
-            raw = np.asarray(self.model.predict(features, num_threads=threads))
-            if self.task == "binary":
-                return self._binary(np.column_stack((1.0 - raw, raw)))
-            if self.task == "multiclass":
-                return ModelOutput(raw.argmax(axis=1).tolist(), raw)
-            return ModelOutput(raw.tolist(), None)
+            return self._booster_output(self.model, features, rows, threshold_rule=True)
+        if self.direct_booster is not None:
+            return self._booster_output(self.direct_booster, features, rows, threshold_rule=self.uses_threshold)
+        return self.library_predict(features)
+
+    def _booster_output(self, booster: Any, features: Any, rows: int, *, threshold_rule: bool) -> ModelOutput:
+        threads = 1 if rows <= SINGLE_THREAD_MAX_ROWS else 0
+        raw = np.asarray(booster.predict(features, num_threads=threads))
+        if self.task == "binary":
+            probabilities = np.column_stack((1.0 - raw, raw))
+            if threshold_rule:
+                return self._binary(probabilities)
+            return ModelOutput([self.classes[i] for i in probabilities.argmax(axis=1).tolist()], probabilities)
+        if self.task == "multiclass":
+            return ModelOutput([self.classes[i] for i in raw.argmax(axis=1).tolist()], raw)
+        return ModelOutput(raw.tolist(), None)
+
+    def booster_candidate(self) -> Any | None:
+        """The raw LightGBM booster inside a LightGBM scikit-learn estimator, if any."""
+        if (
+            type(self.model).__module__ != "lightgbm.sklearn"
+            or (getattr(self.model, "objective", None) is not None
+            and callable(self.model.objective))
+        ):
+            return None
+        return getattr(self.model, "booster_", None)
+
+    def use_direct_booster(self, booster: Any | None) -> None:
+        """Skip the estimator wrapper's per-call input checks once the booster is proven identical."""
+        self.direct_booster = booster
+
+    def library_predict(self, features: Any) -> ModelOutput:
+        """The estimator's own predict / predict_proba."""
         if self.task == "regression":
             return ModelOutput(np.asarray(self.model.predict(features)).ravel().tolist(), None)
         probabilities = np.asarray(self.model.predict_proba(features), dtype=np.float64)

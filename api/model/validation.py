@@ -61,18 +61,21 @@ def _numeric(spec: ColumnSpec) -> Callable[[Any], float]:
     return coerce
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _integer_from(value: Any) -> int | None:
+    number: int | None = None
     if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("+-").isdigit():
-            return int(text)
-    return None
+        number = int(value)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value.strip())
+    # Beyond int64 no fitted integer category can match, and numpy could not hold it.
+    return number if number is not None and number in _INT64 else None
 
 
 def _boolean_from(value: Any) -> bool | None:
@@ -139,39 +142,78 @@ class RecordValidator:
         ]
         self._known_fields = {spec.name for spec in schema.columns} | ({id_field} if id_field else set())
         self._category_sets = {s.name: set(s.categories) for s in schema.columns if s.kind == "categorical"}
+        self._required = frozenset(spec.name for spec in schema.columns)
 
     def validate(self, records: Sequence[Any], *, batch: bool) -> ValidatedBatch:
         """Validate every record; raise one 422 listing each bad field (row and name)."""
         size = len(records)
-        values: dict[str, list[Any]] = {spec.name: [None] * size for spec in self.schema.columns}
         warnings: list[list[str]] = [[] for _ in range(size)]
         errors: list[dict[str, Any]] = []
-        for row, record in enumerate(records):
-            prefix: list[Any] = ["body", "instances", row] if batch else ["body"]
-            if not isinstance(record, dict):
-                errors.append(
-                    _error(prefix, None, row if batch else None, f"expected a JSON object, got {_json_type(record)}")
-                )
-                continue
-            for spec, coerce in self._coercers:
-                if spec.name not in record:
-                    errors.append(_error(prefix, spec.name, row if batch else None, "field required", "missing"))
-                    continue
-                try:
-                    values[spec.name][row] = coerce(record[spec.name])
-                except _Rejected as exc:
-                    errors.append(_error(prefix, spec.name, row if batch else None, str(exc)))
-            extra = [key for key in record if key not in self._known_fields]
-            if extra and self.forbid_extra:
-                for key in extra:
-                    errors.append(_error(prefix, key, row if batch else None, "unexpected field", "extra_forbidden"))
-            elif extra:
-                warnings[row].append(f"ignored fields not used by the model: {', '.join(sorted(extra))}")
+        rows_ok = all(type(r) is dict and self._required <= r.keys() for r in records)
+        if not rows_ok:
+            errors.extend(self._shape_errors(records, batch))
+        extra = set().union(*(r.keys() for r in records if type(r) is dict)) - self._known_fields
+        if extra:
+            errors.extend(self._extra_fields(records, batch, warnings))
+        values: dict[str, list[Any]] = {}
+        for spec, coerce in self._coercers:
+            column = [r.get(spec.name) if type(r) is dict else None for r in records]
+            plain = None if not rows_ok else _plain(spec, column)
+            values[spec.name] = plain if plain is not None else self._coerce_each(spec, coerce, records, batch, errors)
             if len(errors) >= MAX_REPORTED_ERRORS:
                 break
         if errors:
+            errors.sort(key=lambda e: e.get("row", 0))
             raise InvalidInputError(_summary(errors), details=errors[:MAX_REPORTED_ERRORS])
         return self._assemble(records, values, warnings)
+
+    def _coerce_each(
+        self,
+        spec: ColumnSpec,
+        coerce: Callable[[Any], Any],
+        records: Sequence[Any],
+        batch: bool,
+        errors: list[dict[str, Any]],
+    ) -> list[Any]:
+        """The careful path: coerce value by value, recording every rejected field."""
+        column: list[Any] = [None] * len(records)
+        for row, record in enumerate(records):
+            if type(record) is not dict or spec.name not in record:
+                continue  # reported by _shape_errors
+            try:
+                column[row] = coerce(record[spec.name])
+            except _Rejected as exc:
+                prefix: list[Any] = ["body", "instances", row] if batch else ["body"]
+                errors.append(_error(prefix, spec.name, row if batch else None, str(exc)))
+        return column
+
+    def _shape_errors(self, records: Sequence[Any], batch: bool) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        for row, record in enumerate(records):
+            prefix: list[Any] = ["body", "instances", row] if batch else ["body"]
+            where = row if batch else None
+            if not isinstance(record, dict):
+                errors.append(_error(prefix, None, where, f"expected a JSON object, got {_json_type(record)}"))
+                continue
+            for spec in self.schema.columns:
+                if spec.name not in record:
+                    errors.append(_error(prefix, spec.name, where, "field required", "missing"))
+        return errors
+
+    def _extra_fields(self, records: Sequence[Any], batch: bool, warnings: list[list[str]]) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        for row, record in enumerate(records):
+            if not isinstance(record, dict):
+                continue
+            extra = [key for key in record if key not in self._known_fields]
+            if extra and self.forbid_extra:
+                prefix: list[Any] = ["body", "instances", row] if batch else ["body"]
+                errors.extend(
+                    _error(prefix, key, row if batch else None, "unexpected field", "extra_forbidden") for key in extra
+                )
+            elif extra:
+                warnings[row].append(f"ignored fields not used by the model: {', '.join(sorted(extra))}")
+        return errors
 
     def _assemble(
         self, records: Sequence[Any], values: dict[str, list[Any]], warnings: list[list[str]]
@@ -187,6 +229,9 @@ class RecordValidator:
             else:
                 array = _categorical_array(spec, column)
                 known = self._category_sets[spec.name]
+                if _all_known(column, known):
+                    columns[spec.name] = array
+                    continue
                 for row, value in enumerate(column):
                     if isinstance(value, float) and math.isnan(value):
                         missing[spec.name] = missing.get(spec.name, 0) + 1
@@ -203,6 +248,43 @@ class RecordValidator:
         return ValidatedBatch(
             columns=columns, ids=ids, warnings=warnings, size=len(records), unknown=unknown, missing=missing
         )
+
+
+_PLAIN_TYPES: dict[str, frozenset[type]] = {
+    "string": frozenset({str}),
+    "integer": frozenset({int}),
+    "boolean": frozenset({bool}),
+    "number": frozenset({float}),
+}
+
+
+def _plain(spec: ColumnSpec, column: list[Any]) -> list[Any] | None:
+    """The column as it is when every value already has the exact type it must have, else None.
+
+    The common case costs one pass in C; anything unusual takes the value-by-value path.
+    """
+    types = set(map(type, column))
+    if spec.kind == "numeric":
+        allowed = {float, int, type(None)} if spec.nullable else {float, int}
+        if not types <= allowed:
+            return None
+        if type(None) in types:
+            return [_MISSING if v is None else v for v in column]
+        return column
+    if not types <= _PLAIN_TYPES[spec.value_type]:
+        return None
+    if spec.value_type == "integer" and not all(v in _INT64 for v in column):
+        return None
+    if spec.unknown_policy == "error" and not set(column) <= set(spec.categories):
+        return None
+    return column
+
+
+def _all_known(column: list[Any], known: set[Any]) -> bool:
+    try:
+        return set(column) <= known
+    except TypeError:  # an unhashable value cannot be a known category
+        return False
 
 
 def _categorical_array(spec: ColumnSpec, values: list[Any]) -> np.ndarray:
