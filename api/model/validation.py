@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -157,8 +158,7 @@ class RecordValidator:
             errors.extend(self._extra_fields(records, batch, warnings))
         values: dict[str, list[Any]] = {}
         for spec, coerce in self._coercers:
-            column = [r.get(spec.name) if type(r) is dict else None for r in records]
-            plain = None if not rows_ok else _plain(spec, column)
+            plain = _plain(spec, list(map(itemgetter(spec.name), records))) if rows_ok else None
             values[spec.name] = plain if plain is not None else self._coerce_each(spec, coerce, records, batch, errors)
             if len(errors) >= MAX_REPORTED_ERRORS:
                 break

@@ -82,15 +82,10 @@ class ModelMonitor:
         drift = self._drift
         if drift is not None:
             drift.observe(batch.columns, scores)
-        probabilities = output.probabilities
-        classes = prediction.model.predictor.classes
-        for index, prediction_id in enumerate(prediction.prediction_ids):
-            self.predictions.record(
-                prediction_id,
-                output.predictions[index],
-                None if scores is None else float(scores[index]),
-                None if probabilities is None else dict(zip(classes, probabilities[index].tolist(), strict=True)),
-            )
+        # Ids are fresh random values, so a plain update never replaces an earlier prediction.
+        self.predictions.record_many(
+            prediction.prediction_ids, output.predictions, None if scores is None else scores.tolist()
+        )
 
     def _out_of_range(self, columns: Any) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -80,6 +80,20 @@ class PredictionLog:
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
 
+    def record_many(
+        self, prediction_ids: Sequence[str], predicted: Sequence[object], scores: Sequence[float] | None
+    ) -> None:
+        """Remember a whole answered batch under one lock (the per-request hot path)."""
+        now = self._clock()
+        entries = [
+            (pid, _Entry(label, None if scores is None else scores[i], None, now))
+            for i, (pid, label) in enumerate(zip(prediction_ids, predicted, strict=True))
+        ]
+        with self._lock:
+            self._entries.update(entries)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
     def label(self, items: Sequence[tuple[str, object]]) -> FeedbackResult:
         """Match (id, true label) pairs; the first label of an id wins, later ones are duplicates."""
         # Labels arrive already mapped onto the model's classes by normalize_label (rejecting
