@@ -102,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="modelo-ml-api", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service
     _install_error_handlers(app, service)
-    for router in (predict.router, model.router, monitoring.router, admin.router, health.router):
+    app.router.routes.append(predict.route)
+    for router in (model.router, monitoring.router, admin.router, health.router):
         app.include_router(router)
     app.add_api_route("/metrics", monitoring.metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings.max_batch_size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.model.loaded import LoadedModel
 from api.model.schema import ColumnSpec
+from api.routes import predict
 
 _JSON_TYPES = {"number": "number", "integer": "integer", "string": "string", "boolean": "boolean"}
 
@@ -99,6 +101,7 @@ def install_openapi(app: FastAPI, current_model: Any, max_batch: int) -> None:
         if key not in cache:
             document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             document.setdefault("components", {}).setdefault("schemas", {}).update(_model_components(model, max_batch))
+            document["paths"] = {"/predict": {"post": copy.deepcopy(predict.OPERATION)}, **document["paths"]}
             if model is not None:
                 body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
                 body["examples"] = {

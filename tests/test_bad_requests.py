@@ -107,7 +107,11 @@ def test_service_keeps_serving_after_bad_input(default_server: LiveServer) -> No
 
 @pytest.mark.parametrize(
     "value",
-    [pytest.param(2**63, id="int64-overflow"), pytest.param(2**64 - 1, id="uint64-max"), pytest.param("abc", id="text")],
+    [
+        pytest.param(2**63, id="int64-overflow"),
+        pytest.param(2**64 - 1, id="uint64-max"),
+        pytest.param("abc", id="text"),
+    ],
 )
 def test_integer_category_out_of_range_is_a_422(default_server: LiveServer, value: object) -> None:
     record = {**_example(default_server), "SeniorCitizen": value}

@@ -48,4 +48,4 @@ def test_every_log_line_is_json_with_the_request_id_and_never_the_key(default_se
     assert any(e.get("labels.model_version") for e in access)
     assert any(e.get("http.request.id") == generated for e in events)
     assert default_server.api_key not in "\n".join(lines)
-    assert "Fe\\\"male" not in "\n".join(lines), "payloads are not logged"
+    assert 'Fe\\"male' not in "\n".join(lines), "payloads are not logged"

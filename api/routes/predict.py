@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
-from fastapi import APIRouter, Request, Response
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from api.monitoring.logging import add_request_fields
 from api.request_body import read_json, split_records
 from api.service import Service
 
-router = APIRouter(tags=["predict"])
 
-
-@router.post(
-    "/predict",
-    summary='Predict one record, or a batch as {"instances": [...]}',
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
-        },
-        "security": [{"ApiKey": []}, {"Bearer": []}],
-    },
-    responses={
-        200: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}}},
-        400: {"description": "Malformed JSON"},
-        401: {"description": "Missing or invalid credentials"},
-        403: {"description": "Credentials lack the predict scope"},
-        413: {"description": "Body or batch too large"},
-        415: {"description": "Not application/json"},
-        422: {"description": "A field is missing or has the wrong type or value"},
-        503: {"description": "No model loaded, or overloaded"},
-    },
-)
-async def predict(request: Request) -> Response:
-    # The hot path declares no dependencies (FastAPI's resolution costs more than the model):
+async def _answer(request: Request) -> Response:
     # AuthMiddleware has already refused any caller without the `predict` scope.
     service: Service = request.app.state.service
     settings = service.settings
@@ -43,3 +24,43 @@ async def predict(request: Request) -> Response:
     prediction = await service.batcher.submit(records, batch=batch)
     add_request_fields(model_version=prediction.model.version, rows=prediction.batch.size)
     return Response(orjson.dumps(prediction.body(batch=batch)), media_type="application/json")
+
+
+async def predict(scope: Scope, receive: Receive, send: Send) -> None:
+    """A plain ASGI endpoint: the hot path skips FastAPI's per-request machinery (its docs live in api/openapi.py)."""
+    response = await _answer(Request(scope, receive))
+    await response(scope, receive, send)
+
+
+class _Endpoint:
+    """Starlette hands a non-function endpoint the raw ASGI call."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await predict(scope, receive, send)
+
+
+route = Route("/predict", endpoint=_Endpoint(), methods=["POST"], name="predict")
+
+OPERATION: dict[str, Any] = {
+    "tags": ["predict"],
+    "summary": 'Predict one record, or a batch as {"instances": [...]}',
+    "operationId": "predict",
+    "security": [{"ApiKey": []}, {"Bearer": []}],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+    },
+    "responses": {
+        "200": {
+            "description": "Predictions in request order",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}},
+        },
+        "400": {"description": "Malformed JSON"},
+        "401": {"description": "Missing or invalid credentials"},
+        "403": {"description": "Credentials lack the predict scope"},
+        "413": {"description": "Body or batch too large"},
+        "415": {"description": "Not application/json"},
+        "422": {"description": "A field is missing or has the wrong type or value"},
+        "503": {"description": "No model loaded, or overloaded"},
+    },
+}
