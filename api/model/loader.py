@@ -17,9 +17,9 @@ from api.model.compiled import compile_preprocessor
 from api.model.compiled_errors import CompiledMismatch, UnsupportedPreprocessor
 from api.model.compiled_verify import verify_compiled
 from api.model.loaded import ArtifactInfo, LoadedModel
-from api.model.pickle_scan import PickleInspection, inspect_pickle
+from api.model.pickle_scan import PickleInspection
 from api.model.predictor import Predictor, split_pipeline
-from api.model.safe_load import load_artifact, sha256_file
+from api.model.safe_load import check_artifact, unpickle_artifact
 from api.model.schema import InputSchema, schema_from_artifacts
 from api.model.validation import RecordValidator
 
@@ -204,21 +204,23 @@ def load_bundle(
     files = resolve_bundle(directory, version)
     manifest = read_manifest(files.manifest, files.version)
     expected = _expected_digests(files, manifest, sha256_pins or {})
-    inspections = {path: inspect_pickle(path) for path in files.artifacts}
-    notes = tuple(check_compatibility(list(inspections.values())))
+    # Every file is hashed, scanned and allowlisted, and the versions compared, before any is unpickled.
+    checked = {path: check_artifact(path, expected_sha256=expected.get(path.name)) for path in files.artifacts}
+    notes = tuple(check_compatibility([c.inspection for c in checked.values()]))
     objects: dict[str, Any] = {}
     artifacts: list[ArtifactInfo] = []
     for role, path in (("preprocessor", files.preprocessor), ("model", files.model)):
         if path is None:
             continue
-        objects[role] = load_artifact(path, expected_sha256=expected.get(path.name))
+        artifact = checked[path]
+        objects[role] = unpickle_artifact(artifact)
         artifacts.append(
             ArtifactInfo(
                 role=role,
                 name=path.name,
-                sha256=sha256_file(path),
+                sha256=artifact.sha256,
                 size_bytes=path.stat().st_size,
-                recorded_versions=_recorded_versions(inspections[path]),
+                recorded_versions=_recorded_versions(artifact.inspection),
             )
         )
     preprocessor, model = split_pipeline(objects.get("preprocessor"), objects["model"])

@@ -6,6 +6,7 @@ import hashlib
 import io
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,17 @@ from api.model.pickle_scan import PickleInspection, inspect_stream, unwrap
 # joblib < 1.6 reads object arrays with a bare pickle.load, which bypasses find_class.
 MIN_JOBLIB = (1, 6)
 # What unpickling a damaged (but allowlisted) stream raises; anything else is a bug to surface.
-_LOAD_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError,
-                ImportError, OverflowError, MemoryError)
+_LOAD_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    LookupError,
+    ImportError,
+    OverflowError,
+    MemoryError,
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -32,16 +42,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_artifact(path: Path, *, expected_sha256: str | None = None) -> object:
-    """Hash-check, inspect, allowlist-check, then unpickle a pickle or joblib file."""
+@dataclass(frozen=True)
+class CheckedArtifact:
+    """A pickle file read once, hashed and inspected, that passed the allowlist: safe to unpickle."""
+
+    path: Path
+    sha256: str
+    stream: bytes
+    inspection: PickleInspection
+
+
+def check_artifact(path: Path, *, expected_sha256: str | None = None) -> CheckedArtifact:
+    """Read, hash-check, inspect and allowlist-check a pickle or joblib file, without unpickling it."""
     try:
         raw = path.read_bytes()  # read once: hash, scan and load all see these bytes
     except OSError as exc:
         raise ArtifactError(f"cannot read {path.name}: {exc.strerror}") from exc
-    if expected_sha256 is not None:
-        actual = hashlib.sha256(raw).hexdigest()
-        if actual != expected_sha256.strip().lower():
-            raise UnsafeArtifactError(f"{path.name} has SHA-256 {actual}, expected {expected_sha256}; refusing it")
+    actual = hashlib.sha256(raw).hexdigest()
+    if expected_sha256 is not None and actual != expected_sha256.strip().lower():
+        raise UnsafeArtifactError(f"{path.name} has SHA-256 {actual}, expected {expected_sha256}; refusing it")
     stream, compression = unwrap(raw, path)
     inspection = inspect_stream(stream, path=path, compression=compression)
     refused = allowlist.refused(inspection.globals)
@@ -52,10 +71,20 @@ def load_artifact(path: Path, *, expected_sha256: str | None = None) -> object:
         )
     if inspection.container == "joblib":
         _require_joblib(path)
+    return CheckedArtifact(path, actual, stream, inspection)
+
+
+def unpickle_artifact(artifact: CheckedArtifact) -> object:
+    """Unpickle a checked artifact with the allowlist enforced again in find_class."""
     try:
-        return _unpickle(stream, inspection)
+        return _unpickle(artifact.stream, artifact.inspection)
     except _LOAD_ERRORS as exc:
-        raise ArtifactError(f"{path.name} could not be unpickled: {type(exc).__name__}: {exc}") from exc
+        raise ArtifactError(f"{artifact.path.name} could not be unpickled: {type(exc).__name__}: {exc}") from exc
+
+
+def load_artifact(path: Path, *, expected_sha256: str | None = None) -> object:
+    """Hash-check, inspect, allowlist-check, then unpickle a pickle or joblib file."""
+    return unpickle_artifact(check_artifact(path, expected_sha256=expected_sha256))
 
 
 def _require_joblib(path: Path) -> None:

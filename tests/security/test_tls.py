@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.support.live_server import free_port, start_process, wait_ready
+from tests.support.live_server import free_port, start_process, stop_process, wait_ready
 
 HSTS = "max-age=63072000; includeSubDomains"
 
@@ -65,12 +64,7 @@ def tls_server(bundle: Path, tmp: Path, ca: trustme.CA, *, mutual: bool) -> Iter
         wait_ready(url, process, log_path, verify=probe)
         yield TlsServer(url=url, port=port, api_key="tls-test-key-0123456789")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,16 @@ def wait_ready(
     raise RuntimeError(f"server not ready after {timeout}s:\n{log_path.read_text()[-4000:]}")
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask the server to shut down, and make sure it is gone."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def live_server(
     model_dir: Path, tmp_dir: Path, *, python: str | None = None, timeout: float = 180, **settings: str
@@ -87,9 +97,4 @@ def live_server(
         yield server
         server.client.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
