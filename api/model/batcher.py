@@ -74,6 +74,11 @@ class MicroBatcher:
         self._busy_recently = False
         self._carry: _Job | None = None
         self._thread: threading.Thread | None = None
+        # Answers go out before monitoring observes them; readers of monitoring state wait for
+        # every batch answered so far to be observed (see wait_observed).
+        self._observation = threading.Condition()
+        self._answered = 0
+        self._observed = 0
 
     def start(self) -> None:
         self._running = True
@@ -152,14 +157,26 @@ class MicroBatcher:
             by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
             for job in jobs:
                 by_loop.setdefault(job.loop, []).append(job)
+            with self._observation:
+                self._answered += 1  # before any answer can reach a client
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle, settled)
-            # Monitoring observes after the answers are on their way, never in front of them.
+            # Monitoring observes after the answers are on their way, never in front of them:
+            # the worker must survive anything monitoring raises.
             for combined, parts in calls:
                 try:
                     self._observe(combined, parts)
                 except Exception:
                     log.exception("monitoring failed to observe a batch")
+            with self._observation:
+                self._observed += 1
+                self._observation.notify_all()
+
+    def wait_observed(self, timeout: float = 5.0) -> None:
+        """Block until every prediction answered so far is in the drift window and the prediction log."""
+        with self._observation:
+            target = self._answered
+            self._observation.wait_for(lambda: self._observed >= target, timeout)
 
     def _process(self, jobs: list[_Job], calls: list[tuple[Prediction, list[Prediction]]]) -> None:
         model = self._current_model()

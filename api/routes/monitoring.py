@@ -17,7 +17,9 @@ router = APIRouter(tags=["monitoring"])
 
 @router.get("/monitoring/drift", summary="PSI per feature and of the predicted score over the recent window")
 def drift(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
-    # Computing PSI over the window takes well under a millisecond: answer with the current window.
+    # Computing PSI over the window takes well under a millisecond: answer with the current window,
+    # including every prediction already answered.
+    service.batcher.wait_observed()
     report = service.monitor.refresh_drift()
     if report is None:
         return {
@@ -31,6 +33,7 @@ def drift(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
 
 @router.get("/monitoring/performance", summary="Live accuracy, precision, recall and ROC AUC from feedback")
 def performance(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
+    service.batcher.wait_observed()
     return service.monitor.performance()
 
 
@@ -52,6 +55,8 @@ async def feedback(request: Request, service: ServiceDep, _: PredictCaller) -> d
             'body must be {"items": [{"prediction_id": …, "label": …}, …]} with at least one item',
             details=[{"loc": ["body", "items"], "field": "items", "msg": "expected a non-empty array"}],
         )
+    # A label may arrive right after its prediction: make sure that prediction is in the log.
+    await run_in_threadpool(service.batcher.wait_observed)
     result = await run_in_threadpool(service.monitor.feedback, items)
     return result.to_dict()
 
