@@ -99,10 +99,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             service.batcher.stop()
 
-    app = FastAPIOffline(title="modelo-ml-api", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(
+        title="modelo-ml-api",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Metrics are our own Prometheus registry; FastAPI's OpenTelemetry hooks would only cost
+        # a provider lookup per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.service = service
     _install_error_handlers(app, service)
-    app.router.routes.append(predict.route)
+    app.router.routes.insert(0, predict.route)  # the hot path is matched first
     for router in (model.router, monitoring.router, admin.router, health.router):
         app.include_router(router)
     app.add_api_route("/metrics", monitoring.metrics_endpoint, methods=["GET"], include_in_schema=False)
