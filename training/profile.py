@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from api.errors import ServiceError
+from api.model.inference import predict_records
 from api.model.loader import load_bundle
 from api.monitoring.profile import build_profile, save_profile
 
@@ -38,11 +39,10 @@ def write_profile(model_dir: Path, data: Path, version: str | None = None) -> Pa
             rejected += 1
             continue
         accepted.append(record)
-    batch = model.validator.validate(accepted, batch=True)
-    scores = model.predictor.run(batch.columns, batch.size).scores()
+    prediction = predict_records(model, accepted, batch=True)
     kinds: dict[str, Literal["numeric", "categorical"]] = {c.name: c.kind for c in model.schema.columns}
     target = model_dir / f"profile_{model.version}.json"
-    save_profile(build_profile(batch.columns, kinds, scores), target)
+    save_profile(build_profile(prediction.batch.columns, kinds, prediction.output.scores()), target)
     log.info("profiled %d rows (%d rejected by the schema) into %s", len(accepted), rejected, target)
     return target
 

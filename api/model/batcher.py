@@ -24,6 +24,7 @@ from api.model.validation import ValidatedBatch
 
 log = logging.getLogger(__name__)
 _STOP = object()
+_MONITORING_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError)
 
 
 @dataclass
@@ -162,11 +163,11 @@ class MicroBatcher:
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle, settled)
             # Monitoring observes after the answers are on their way, never in front of them:
-            # the worker must survive anything monitoring raises.
+            # a batch it cannot take (e.g. a profile that no longer fits) must not stop inference.
             for combined, parts in calls:
                 try:
                     self._observe(combined, parts)
-                except Exception:
+                except _MONITORING_ERRORS:
                     log.exception("monitoring failed to observe a batch")
             with self._observation:
                 self._observed += 1

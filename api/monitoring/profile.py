@@ -145,14 +145,16 @@ def save_profile(profile: Mapping[str, Any], path: str | os.PathLike[str]) -> No
     target = Path(path)
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     temporary = Path(name)
+    written = False
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         temporary.chmod(0o644)  # mkstemp makes it owner-only; the service user must read it
         temporary.replace(target)  # readers see the old file or the new one, never half of one
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        written = True
+    finally:
+        if not written:
+            temporary.unlink(missing_ok=True)
 
 
 def load_profile(path: str | os.PathLike[str]) -> Profile:
