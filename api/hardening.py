@@ -66,44 +66,38 @@ def route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
+def retry_after(error: ServiceError) -> dict[str, str]:
+    """Retry-After for answers that mean "not now" (429, 503)."""
+    if error.status_code not in (429, 503):
+        return {}
+    return {"Retry-After": str(getattr(error, "retry_after_seconds", 1))}
+
+
 async def send_error(send: Send, error: ServiceError, headers: Iterable[Header] = ()) -> None:
     """Answer with the service's JSON error body, before the app has started a response."""
     body = orjson.dumps(error.to_body())
-    start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    start_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in retry_after(error).items()),
+        *headers,
+    ]
     await send({"type": "http.response.start", "status": error.status_code, "headers": start_headers})
     await send({"type": "http.response.body", "body": body})
 
 
-class SecurityHeadersMiddleware:
-    """nosniff, DENY framing, no referrer, no-store, a CSP per page kind, and HSTS over TLS."""
+_API_HEADERS: Final = (*_COMMON, (b"content-security-policy", API_CSP), (b"cache-control", b"no-store"))
+_PAGE_HEADERS: Final = {
+    "api": _API_HEADERS,
+    "docs": (*_COMMON, (b"content-security-policy", DOCS_CSP), (b"cache-control", b"no-store")),
+    "static": (*_COMMON, (b"content-security-policy", DOCS_CSP)),
+}
+_TLS_PAGE_HEADERS: Final = {kind: (*headers, HSTS) for kind, headers in _PAGE_HEADERS.items()}
 
-    def __init__(self, app: ASGIApp, *, docs_paths: frozenset[str], static_prefix: str) -> None:
-        self.app = app
-        self.docs_paths = docs_paths
-        self.static_prefix = static_prefix
-        api = (*_COMMON, (b"content-security-policy", API_CSP), (b"cache-control", b"no-store"))
-        docs = (*_COMMON, (b"content-security-policy", DOCS_CSP), (b"cache-control", b"no-store"))
-        static = (*_COMMON, (b"content-security-policy", DOCS_CSP))
-        self._plain = {"api": api, "docs": docs, "static": static}
-        self._tls = {kind: (*headers, HSTS) for kind, headers in self._plain.items()}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = route_path(scope)
-        kind = "static" if path.startswith(self.static_prefix) else "docs" if path in self.docs_paths else "api"
-        extra = (self._tls if scope.get("scheme") == "https" else self._plain)[kind]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {bytes(name).lower() for name, _ in headers}
-                headers.extend(h for h in extra if h[0] not in present)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def response_headers(kind: str, *, tls: bool) -> tuple[Header, ...]:
+    """nosniff, DENY framing, no referrer, no-store, a CSP per page kind (api, docs, static), and HSTS over TLS."""
+    return (_TLS_PAGE_HEADERS if tls else _PAGE_HEADERS)[kind]
 
 
 class TimeoutMiddleware:
@@ -239,6 +233,6 @@ class RateLimitMiddleware:
                 reset = self.limiter.get_window_stats(self.item, key).reset_time
                 retry = max(1, math.ceil(reset - time.time()))
                 error = RateLimitedError(f"rate limit of {self.description} exceeded", retry_after_seconds=retry)
-                await send_error(send, error, [(b"retry-after", str(retry).encode())])
+                await send_error(send, error)
                 return
         await self.app(scope, receive, send)

@@ -12,15 +12,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
+from api.auth import Authenticator
 from api.config import Settings, load_settings
 from api.errors import ArtifactError, ServiceError
+from api.gateway import Gateway
+from api.hardening import retry_after
 from api.monitoring.logging import configure_logging
-from api.monitoring.metrics import MetricsMiddleware
 from api.openapi import install_openapi
-from api.request_context import RequestContextMiddleware
 from api.routes import admin, health, model, monitoring, predict
-from api.security import install_security, log_auth_mode
+from api.security import DOCS_PATHS, STATIC_DOCS_PREFIX, guard, install_security, log_auth_mode
 from api.service import Service
 
 log = logging.getLogger("api")
@@ -32,8 +34,7 @@ DESCRIPTION = (
 
 
 def _error_response(exc: ServiceError) -> JSONResponse:
-    headers = {"Retry-After": str(getattr(exc, "retry_after_seconds", 1))} if exc.status_code in (429, 503) else None
-    return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=retry_after(exc) or None)
 
 
 def _install_error_handlers(app: FastAPI, service: Service) -> None:
@@ -116,9 +117,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", monitoring.metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings.max_batch_size)
     security = install_security(app, settings)
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
-    app.add_middleware(RequestContextMiddleware)
+    app.middleware_stack = _request_stack(app, settings, service, security.authenticator)
     return app
+
+
+def _request_stack(app: FastAPI, settings: Settings, service: Service, authenticator: Authenticator) -> ASGIApp:
+    """Ours outside, FastAPI's inside, and POST /predict beside FastAPI's own layers:
+
+    Gateway (id, log, metrics, headers) → guard (CORS, timeout, rate limit, auth, body limit) →
+    PredictLane → the /predict endpoint, or FastAPI's middleware and router for everything else.
+    Built once every route and handler is registered (Starlette would build it on the first request).
+    """
+    framework = app.build_middleware_stack()
+    guarded = guard(predict.PredictLane(framework), settings, authenticator)
+    return Gateway(guarded, metrics=service.metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
 
 
 async def _refresh_drift(service: Service) -> None:

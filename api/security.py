@@ -19,7 +19,6 @@ from api.errors import ServiceError
 from api.hardening import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
-    SecurityHeadersMiddleware,
     TimeoutMiddleware,
     route_path,
     send_error,
@@ -181,7 +180,7 @@ async def _auth_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_security(app: FastAPI, settings: Settings) -> AuthSetup:
-    """Authentication, limits and response headers for every request; call once in create_app."""
+    """Build the authenticator and answer auth errors raised in routes; call once in create_app."""
     setup = build_authenticator(
         disabled=settings.auth_disabled,
         api_keys=settings.api_keys.get_secret_value() if settings.api_keys else None,
@@ -192,32 +191,30 @@ def install_security(app: FastAPI, settings: Settings) -> AuthSetup:
         jwt_audience=settings.jwt_audience,
         jwt_issuer=settings.jwt_issuer,
     )
-    authenticator = setup.authenticator
-    app.state.authenticator = authenticator
+    app.state.authenticator = setup.authenticator
     app.add_exception_handler(AuthError, _auth_error)
-    # add_middleware wraps: the last added sees the request first. Order, outermost first:
-    # headers → CORS → timeout → rate limit (keyed by caller) → auth → body limit → app.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AuthMiddleware, authenticator=authenticator, metrics_auth=settings.metrics_auth)
+    return setup
+
+
+def guard(app: ASGIApp, settings: Settings, authenticator: Authenticator) -> ASGIApp:
+    """`app` behind the request limits and authentication, outermost first:
+    CORS → timeout → rate limit (keyed by caller) → auth → body limit → app."""
+    guarded: ASGIApp = BodyLimitMiddleware(app, max_bytes=settings.max_body_bytes)
+    guarded = AuthMiddleware(guarded, authenticator=authenticator, metrics_auth=settings.metrics_auth)
     if settings.rate_limit:
-        app.add_middleware(
-            RateLimitMiddleware,
-            limit=settings.rate_limit,
-            client_key=partial(client_key, authenticator=authenticator),
-            exempt=PROBE_PATHS,
-        )
-    app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds, exempt=PROBE_PATHS)
+        key = partial(client_key, authenticator=authenticator)
+        guarded = RateLimitMiddleware(guarded, limit=settings.rate_limit, client_key=key, exempt=PROBE_PATHS)
+    guarded = TimeoutMiddleware(guarded, seconds=settings.request_timeout_seconds, exempt=PROBE_PATHS)
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
+        guarded = CORSMiddleware(
+            guarded,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             expose_headers=["Retry-After"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeadersMiddleware, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
-    return setup
+    return guarded
 
 
 def log_auth_mode(setup: AuthSetup, settings: Settings) -> None:

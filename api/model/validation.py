@@ -150,15 +150,17 @@ class RecordValidator:
         size = len(records)
         warnings: list[list[str]] = [[] for _ in range(size)]
         errors: list[dict[str, Any]] = []
-        rows_ok = all(type(r) is dict and self._required <= r.keys() for r in records)
-        if not rows_ok:
+        raw = self._raw_columns(records)
+        if raw is None:
             errors.extend(self._shape_errors(records, batch))
-        extra = set().union(*(r.keys() for r in records if type(r) is dict)) - self._known_fields
-        if extra:
-            errors.extend(self._extra_fields(records, batch, warnings))
+        # Every record holds the required fields, so equal key counts mean no record holds more.
+        if raw is None or sum(map(len, records)) != len(self._required) * size:
+            extra = set().union(*(r.keys() for r in records if type(r) is dict)) - self._known_fields
+            if extra:
+                errors.extend(self._extra_fields(records, batch, warnings))
         values: dict[str, list[Any]] = {}
         for spec, coerce in self._coercers:
-            plain = _plain(spec, list(map(itemgetter(spec.name), records))) if rows_ok else None
+            plain = _plain(spec, raw[spec.name]) if raw is not None else None
             values[spec.name] = plain if plain is not None else self._coerce_each(spec, coerce, records, batch, errors)
             if len(errors) >= MAX_REPORTED_ERRORS:
                 break
@@ -166,6 +168,15 @@ class RecordValidator:
             errors.sort(key=lambda e: e.get("row", 0))
             raise InvalidInputError(_summary(errors), details=errors[:MAX_REPORTED_ERRORS])
         return self._assemble(records, values, warnings)
+
+    def _raw_columns(self, records: Sequence[Any]) -> dict[str, list[Any]] | None:
+        """Each field's values in record order; None unless every record is an object with every field."""
+        if set(map(type, records)) != {dict}:
+            return None
+        try:
+            return {spec.name: list(map(itemgetter(spec.name), records)) for spec in self.schema.columns}
+        except KeyError:
+            return None
 
     def _coerce_each(
         self,

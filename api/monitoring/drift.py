@@ -6,6 +6,7 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -38,8 +39,7 @@ class FeatureDrift:
     def to_dict(self) -> dict[str, Any]:
         """JSON form: unknown_share for categoricals, out_of_range_share for numerics."""
         unusual = "out_of_range_share" if self.kind == "numeric" else "unknown_share"
-        return {"kind": self.kind, "psi": self.psi, "missing_share": self.missing_share,
-                unusual: self.unusual_share}
+        return {"kind": self.kind, "psi": self.psi, "missing_share": self.missing_share, unusual: self.unusual_share}
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,16 @@ class _CodeSpace:
 
     def __init__(self, features: Sequence[Feature]) -> None:
         self.features = tuple(features)
+        # All-string categories need no type-aware keys: only a str can equal a str.
+        self.string_lookups = [
+            {category: code for code, category in enumerate(feature.categories) if isinstance(category, str)}
+            if isinstance(feature, CategoricalFeature) and all(type(c) is str for c in feature.categories)
+            else None
+            for feature in self.features
+        ]
+        # A numeric-category column is float64 only because it holds a missing value (NaN): its
+        # other values are the fitted ints (or bools) and must be looked up as such.
+        self.float_casts = [_float_cast(feature) for feature in self.features]
         offsets, slot_of_code, expected, starts, missing, unusual = [], [], [], [], [], []
         code_base = slot_base = 0
         for position, feature in enumerate(self.features):
@@ -105,7 +115,10 @@ class _CodeSpace:
             if isinstance(feature, NumericFeature):
                 codes[position] = _numeric_codes(feature, values)
             else:
-                codes[position] = _categorical_codes(feature, values)
+                cast = self.float_casts[position]
+                if cast is not None and values.dtype.kind == "f":
+                    values = _cast_floats(values, cast)
+                codes[position] = _categorical_codes(feature, values, self.string_lookups[position])
         return codes + self.offsets
 
     def summarise(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,8 +129,7 @@ class _CodeSpace:
         actual = np.maximum(slot_counts / rows, EPSILON)
         terms = (actual - self.expected) * (np.log(actual) - self.log_expected)
         psi = np.add.reduceat(terms, self.starts) if self.starts.size else np.empty(0)
-        unusual = np.bincount(self.unusual_owner, weights=counts[self.unusual_codes],
-                              minlength=len(self.features))
+        unusual = np.bincount(self.unusual_owner, weights=counts[self.unusual_codes], minlength=len(self.features))
         return psi, counts[self.missing_codes] / rows, unusual / rows
 
 
@@ -145,7 +157,13 @@ class _Ring:
 
 
 class DriftMonitor:
-    """Keeps the last `window` rows as bin codes; compute() turns them into a DriftReport."""
+    """Keeps the last `window` rows as bin codes; compute() turns them into a DriftReport.
+
+    observe() only queues a batch; queued rows are encoded together once ENCODE_EVERY_ROWS
+    accumulate (or at compute()), so one-row requests do not each pay numpy's per-call cost.
+    """
+
+    ENCODE_EVERY_ROWS = 256
 
     def __init__(self, profile: Profile, window: int) -> None:
         if window < 1:
@@ -157,6 +175,9 @@ class DriftMonitor:
         self._input_ring = _Ring(len(self._names), window)
         self._score_ring = _Ring(1, window)
         self._lock = threading.Lock()
+        self._encoding = threading.Lock()  # held across a whole flush, so batches reach the ring in order
+        self._queued: list[tuple[int, list[np.ndarray], np.ndarray | None]] = []
+        self._queued_rows = 0
 
     def observe(self, columns: ColumnBatch, scores: np.ndarray | None) -> None:
         """Append a batch (and its scores, if the profile has them) to the window."""
@@ -168,21 +189,44 @@ class DriftMonitor:
         arrays = [np.asarray(columns[name]) for name in self._names]
         if any(values.shape != (rows,) for values in arrays):
             raise ValueError(f"every column must be one-dimensional with {rows} rows")
-        # Only the rows that can still be in the window are worth encoding.
-        inputs = self._inputs.encode([values[-window:] for values in arrays], min(rows, window))
         scored = None
         if scores is not None and self._scores is not None:
-            scores = np.asarray(scores, dtype=np.float64)
-            if scores.shape != (rows,):
-                raise ValueError(f"scores must have shape ({rows},), not {scores.shape}")
-            scored = self._scores.encode([scores[-window:]], min(rows, window))
+            scored = np.asarray(scores, dtype=np.float64)
+            if scored.shape != (rows,):
+                raise ValueError(f"scores must have shape ({rows},), not {scored.shape}")
+            scored = scored[-window:]
+        # Only the rows that can still be in the window are worth keeping.
+        kept = min(rows, window)
         with self._lock:
-            self._input_ring.write(inputs)
-            if scored is not None:
-                self._score_ring.write(scored)
+            self._queued.append((kept, [values[-window:] for values in arrays], scored))
+            self._queued_rows += kept
+            due = self._queued_rows >= self.ENCODE_EVERY_ROWS
+        if due:
+            self._encode_queued()
+
+    def _encode_queued(self) -> None:
+        with self._encoding:
+            with self._lock:
+                queued, self._queued, self._queued_rows = self._queued, [], 0
+            if not queued:
+                return
+            window = self._input_ring.codes.shape[1]
+            rows = min(sum(kept for kept, _, _ in queued), window)
+            columns = [_joined([arrays[i] for _, arrays, _ in queued])[-window:] for i in range(len(self._names))]
+            inputs = self._inputs.encode(columns, rows)
+            scored = None
+            scores = [batch for _, _, batch in queued if batch is not None]
+            if self._scores is not None and scores:
+                joined = _joined(scores)[-window:]
+                scored = self._scores.encode([joined], joined.shape[0])
+            with self._lock:
+                self._input_ring.write(inputs)
+                if scored is not None:
+                    self._score_ring.write(scored)
 
     def compute(self) -> DriftReport:
         """PSI of every profiled feature and of the score over the current window."""
+        self._encode_queued()
         with self._lock:
             inputs = self._input_ring.snapshot()
             scores = self._score_ring.snapshot()
@@ -193,12 +237,38 @@ class DriftMonitor:
             rows = zip(self._names, kinds, psi, missing, unusual, strict=True)
             features = {name: FeatureDrift(*stats) for name, *stats in rows}
         else:
-            features = {name: FeatureDrift(kind, None, None, None)
-                        for name, kind in zip(self._names, kinds, strict=True)}
+            features = {
+                name: FeatureDrift(kind, None, None, None) for name, kind in zip(self._names, kinds, strict=True)
+            }
         prediction_psi = None
         if self._scores is not None and scores.shape[1]:
             prediction_psi = float(self._scores.summarise(scores)[0][0])
         return DriftReport(size, features, prediction_psi, scores.shape[1], self._excluded)
+
+
+def _float_cast(feature: Feature) -> type[int] | type[bool] | None:
+    if not isinstance(feature, CategoricalFeature):
+        return None
+    kinds = {type(category) for category in feature.categories}
+    return int if kinds == {int} else bool if kinds == {bool} else None
+
+
+def _cast_floats(values: np.ndarray, cast: type[int] | type[bool]) -> np.ndarray:
+    """Integral floats as `cast` (1.0 → 1 or True); NaN and fractions stay floats (missing, unknown)."""
+    out = np.empty(values.shape, dtype=object)
+    fitted = (lambda v: v.is_integer()) if cast is int else (lambda v: v in (0.0, 1.0))
+    out[:] = [cast(v) if fitted(v) else v for v in values.tolist()]
+    return out
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """One column from several batches; mixed dtypes (int64 beside float64 with NaN) are joined as
+    Python objects, so each value keeps the type the type-aware category lookup needs."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if len({piece.dtype for piece in pieces}) > 1:
+        pieces = [piece.astype(object) for piece in pieces]
+    return np.concatenate(pieces)
 
 
 def _numeric_codes(feature: NumericFeature, values: np.ndarray) -> np.ndarray:
@@ -212,16 +282,19 @@ def _numeric_codes(feature: NumericFeature, values: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _categorical_codes(feature: CategoricalFeature, values: np.ndarray) -> np.ndarray:
+def _categorical_codes(
+    feature: CategoricalFeature, values: np.ndarray, strings: Mapping[str, int] | None
+) -> np.ndarray:
     """Category index by type-aware lookup; len(categories) unknown, +1 missing."""
-    get = feature.index.get
-    # Keys carry the type so that True, 1 and 1.0 are not one category (they hash alike).
-    codes = [get((value.__class__, value), -1) for value in values.tolist()]
+    listed = values.tolist()
+    if strings is not None:
+        codes = list(map(strings.get, listed, repeat(-1)))
+    else:
+        get = feature.index.get
+        # Keys carry the type so that True, 1 and 1.0 are not one category (they hash alike).
+        codes = [get((value.__class__, value), -1) for value in listed]
     if -1 in codes:  # unknown, missing or a numpy scalar: the slow path only for those rows
-        codes = [
-            code if code >= 0 else _slow_code(feature, value)
-            for code, value in zip(codes, values.tolist(), strict=True)
-        ]
+        codes = [code if code >= 0 else _slow_code(feature, value) for code, value in zip(codes, listed, strict=True)]
     return np.array(codes, dtype=np.intp)
 
 

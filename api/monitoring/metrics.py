@@ -30,7 +30,6 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ServiceError
 
@@ -443,43 +442,3 @@ class ServiceMetrics:
     def _remove_quietly(metric: Gauge | Counter, *labels: str) -> None:
         with contextlib.suppress(KeyError):  # never set: nothing to remove
             metric.remove(*labels)
-
-
-def _route_template(scope: Scope) -> str | None:
-    """The matched route's path template, as the router left it in the scope."""
-    route = scope.get("route")
-    if route is None:
-        return None
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return template if isinstance(template, str) else None
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware: in-flight gauge, and one count + latency per HTTP request."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        metrics = self.metrics
-        status = 500  # what the client gets if the app raises before responding
-        start = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            metrics.in_flight.dec()
-            template = _route_template(scope)
-            route = template if template is not None else metrics.route_label(scope["path"])
-            metrics.observe_request(route, scope["method"], status, time.perf_counter() - start)

@@ -74,7 +74,7 @@ class ModelMonitor:
         self.metrics.observe_model_call(batch.size)
         scores = output.scores()
         self.metrics.observe_predictions(
-            [str(p) for p in output.predictions] if output.probabilities is not None else ["value"] * batch.size, scores
+            output.predictions if output.probabilities is not None else ["value"] * batch.size, scores
         )
         self.metrics.observe_input_quality(
             missing=batch.missing, unknown_category=batch.unknown, out_of_range=self._out_of_range(batch.columns)

@@ -7,8 +7,9 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,12 +36,17 @@ class FeedbackResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the matched pairs stay server-side)."""
-        return {"accepted": self.accepted, "unknown": list(self.unknown),
-                "expired": list(self.expired), "duplicate": list(self.duplicate)}
+        return {
+            "accepted": self.accepted,
+            "unknown": list(self.unknown),
+            "expired": list(self.expired),
+            "duplicate": list(self.duplicate),
+        }
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
+    """A served prediction (a tuple: one is made per answered row, so construction must be cheap)."""
+
     predicted: object
     score: float | None
     probabilities: Mapping[Any, float] | None
@@ -51,9 +57,7 @@ class _Entry:
 class PredictionLog:
     """Recent predictions by id, bounded by capacity (oldest evicted) and labelled within ttl."""
 
-    def __init__(
-        self, capacity: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, capacity: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         if capacity < 1 or not ttl_seconds > 0:
             raise ValueError("capacity must be >= 1 and ttl_seconds > 0")
         self._capacity, self._ttl, self._clock = capacity, ttl_seconds, clock
@@ -85,10 +89,11 @@ class PredictionLog:
     ) -> None:
         """Remember a whole answered batch under one lock (the per-request hot path)."""
         now = self._clock()
-        entries = [
-            (pid, _Entry(label, None if scores is None else scores[i], None, now))
-            for i, (pid, label) in enumerate(zip(prediction_ids, predicted, strict=True))
-        ]
+        entries = zip(
+            prediction_ids,
+            map(_Entry, predicted, repeat(None) if scores is None else scores, repeat(None), repeat(now)),
+            strict=True,
+        )
         with self._lock:
             self._entries.update(entries)
             while len(self._entries) > self._capacity:
@@ -115,13 +120,9 @@ class PredictionLog:
                 elif entry.labelled:
                     duplicate.append(prediction_id)
                 else:
-                    self._entries[prediction_id] = replace(entry, labelled=True)
-                    matched.append(
-                        LabelledPrediction(entry.predicted, actual, entry.score, entry.probabilities)
-                    )
-        return FeedbackResult(
-            len(matched), tuple(unknown), tuple(expired), tuple(duplicate), tuple(matched)
-        )
+                    self._entries[prediction_id] = entry._replace(labelled=True)
+                    matched.append(LabelledPrediction(entry.predicted, actual, entry.score, entry.probabilities))
+        return FeedbackResult(len(matched), tuple(unknown), tuple(expired), tuple(duplicate), tuple(matched))
 
 
 class PerformanceWindow:
@@ -152,8 +153,7 @@ class PerformanceWindow:
         true_pos = sum(1 for p in pairs if p.predicted == positive_label == p.actual)
         predicted_pos = sum(1 for p in pairs if p.predicted == positive_label)
         actual_pos = sum(1 for p in pairs if p.actual == positive_label)
-        scored = [(s, p.actual == positive_label) for p in pairs
-                  if (s := _score_for(p, positive_label)) is not None]
+        scored = [(s, p.actual == positive_label) for p in pairs if (s := _score_for(p, positive_label)) is not None]
         return {
             "labelled": labelled,
             "accuracy": _ratio(correct, labelled),

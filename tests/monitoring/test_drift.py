@@ -330,3 +330,43 @@ def test_real_new_short_tenure_monthly_traffic_drifts(
     report = monitor.compute()
     assert report.features["tenure"].psi is not None and report.features["tenure"].psi > 0.2
     assert report.features["Contract"].psi is not None and report.features["Contract"].psi > 0.2
+
+
+def test_queued_one_row_batches_report_what_one_big_batch_reports() -> None:
+    """observe() queues small batches and encodes them together: the window must not notice,
+    even when a numeric-category column arrives as int64 in some batches and float64 (NaN) in others."""
+    rng = np.random.default_rng(7)
+    rows = 3 * DriftMonitor.ENCODE_EVERY_ROWS + 17
+    kinds: dict[str, Any] = {"n": "numeric", "c": "categorical", "k": "categorical"}
+    training = {
+        "n": rng.normal(size=500),
+        "c": objects(*rng.choice(["a", "b", "c"], size=500).tolist()),
+        "k": rng.integers(0, 3, size=500),
+    }
+    scores = rng.random(500)
+    profile = profile_of(training, scores, kinds)
+    live_k = rng.integers(0, 4, size=rows).astype(np.float64)  # 3 is unseen in training
+    live_k[::11] = NAN
+    live = {
+        "n": rng.normal(0.3, 1.2, size=rows),
+        "c": objects(*rng.choice(["a", "b", "c", "zz", NAN], size=rows).tolist()),
+        "k": live_k,
+    }
+    live_scores = rng.random(rows)
+    whole = DriftMonitor(profile, window=600)
+    whole.observe(live, live_scores)
+    one_by_one = DriftMonitor(profile, window=600)
+    for i in range(rows):
+        k = live["k"][i : i + 1]
+        row = {
+            "n": live["n"][i : i + 1],
+            "c": live["c"][i : i + 1],
+            "k": k if math.isnan(k[0]) else k.astype(np.int64),
+        }
+        one_by_one.observe(row, live_scores[i : i + 1])
+    expected = whole.compute().to_dict()
+    assert expected["window_size"] == 600
+    # Float64 (it holds NaN) must not turn the fitted ints 0, 1, 2 into unknown categories.
+    assert expected["features"]["k"]["unknown_share"] == pytest.approx(np.mean(live_k[-600:] == 3))
+    assert expected["features"]["k"]["missing_share"] == pytest.approx(np.mean(np.isnan(live_k[-600:])))
+    assert one_by_one.compute().to_dict() == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 
@@ -14,12 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import InvalidInputError
+from api.gateway import Gateway
 from api.monitoring.metrics import (
     LATENCY_BUCKETS,
     MAX_ROUTE_LABELS,
-    MetricsMiddleware,
     ServiceMetrics,
 )
+from api.security import DOCS_PATHS, STATIC_DOCS_PREFIX
 
 FEATURES = ("tenure", "MonthlyCharges", "Contract")
 
@@ -330,19 +333,27 @@ class _Route:
     path_format = "/items/{item_id}"
 
 
-def _app(status: int, *, route: bool = False, fail: bool = False) -> ASGIApp:
+def _app(
+    status: int, *, route: bool = False, fail: BaseException | None = None, fail_after_start: bool = False
+) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if route:
             scope["route"] = _Route()  # what Starlette's router leaves in the shared scope
-        if fail:
-            raise RuntimeError("boom")
+        if fail is not None and not fail_after_start:
+            raise fail
         await send({"type": "http.response.start", "status": status, "headers": []})
+        if fail is not None:
+            raise fail
         await send({"type": "http.response.body", "body": b"{}"})
 
     return app
 
 
-def _call(metrics: ServiceMetrics, app: ASGIApp, path: str, method: str = "GET") -> None:
+def gateway(app: ASGIApp, metrics: ServiceMetrics) -> Gateway:
+    return Gateway(app, metrics=metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
+
+
+def _call(metrics: ServiceMetrics, app: ASGIApp, path: str, method: str = "GET", scheme: str = "http") -> list[Message]:
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -351,8 +362,9 @@ def _call(metrics: ServiceMetrics, app: ASGIApp, path: str, method: str = "GET")
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "path": path, "method": method, "headers": []}
-    asyncio.run(MetricsMiddleware(app, metrics)(scope, receive, send))
+    scope = {"type": "http", "path": path, "method": method, "headers": [], "scheme": scheme}
+    asyncio.run(gateway(app, metrics)(scope, receive, send))
+    return sent
 
 
 @pytest.mark.parametrize(
@@ -363,7 +375,7 @@ def _call(metrics: ServiceMetrics, app: ASGIApp, path: str, method: str = "GET")
         pytest.param(_app(200, route=True), "/items/42", "/items/{item_id}", "2xx", id="template"),
     ],
 )
-def test_middleware_labels(app: ASGIApp, path: str, route: str, status_class: str) -> None:
+def test_gateway_labels(app: ASGIApp, path: str, route: str, status_class: str) -> None:
     metrics = ServiceMetrics(process_metrics=False)
     _call(metrics, app, path)
     labels = {"route": route, "method": "GET", "status_class": status_class}
@@ -371,20 +383,67 @@ def test_middleware_labels(app: ASGIApp, path: str, route: str, status_class: st
     assert value(metrics, "modelo_http_requests_in_flight") == 0
 
 
-def test_middleware_counts_a_crash_as_5xx() -> None:
+def test_gateway_answers_a_crash_with_a_json_500_and_counts_it() -> None:
     metrics = ServiceMetrics(process_metrics=False)
-    with pytest.raises(RuntimeError):
-        _call(metrics, _app(200, fail=True), "/predict", "POST")
+    sent = _call(metrics, _app(200, fail=RuntimeError("boom")), "/predict", "POST")
+    assert sent[0]["status"] == 500
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"x-request-id"]
+    assert json.loads(sent[1]["body"]) == {"error": {"code": "internal_error", "message": "internal server error"}}
     labels = {"route": "/predict", "method": "POST", "status_class": "5xx"}
     assert value(metrics, "modelo_http_requests_total", **labels) == 1
+    assert value(metrics, "modelo_errors_total", code="internal_error") == 1
     assert value(metrics, "modelo_http_requests_in_flight") == 0
 
 
-def test_middleware_overhead_is_small() -> None:
-    """Generous bound for shared CI machines; measured ~5 µs on two idle cores."""
+def test_gateway_answers_an_escaped_service_error_with_its_own_status() -> None:
+    metrics = ServiceMetrics(process_metrics=False)
+    error = InvalidInputError("tenure: expected a number", details=[{"field": "tenure"}])
+    sent = _call(metrics, _app(200, fail=error), "/predict", "POST")
+    assert sent[0]["status"] == 422
+    assert json.loads(sent[1]["body"])["error"]["details"] == [{"field": "tenure"}]
+    assert value(metrics, "modelo_http_requests_total", route="/predict", method="POST", status_class="4xx") == 1
+
+
+def test_gateway_lets_a_crash_after_the_response_started_reach_the_server() -> None:
+    metrics = ServiceMetrics(process_metrics=False)
+    with pytest.raises(RuntimeError):
+        _call(metrics, _app(200, fail=RuntimeError("late"), fail_after_start=True), "/predict", "POST")
+    assert value(metrics, "modelo_http_requests_total", route="/predict", method="POST", status_class="2xx") == 1
+    assert value(metrics, "modelo_http_requests_in_flight") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "scheme", "csp_prefix", "hsts"),
+    [
+        pytest.param("/predict", "http", b"default-src 'none'", False, id="api"),
+        pytest.param("/docs", "http", b"default-src 'self'", False, id="docs"),
+        pytest.param("/predict", "https", b"default-src 'none'", True, id="api-tls"),
+    ],
+)
+def test_gateway_sets_security_headers_and_keeps_the_app_s_own(
+    path: str, scheme: str, csp_prefix: bytes, hsts: bool
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"cache-control", b"max-age=5")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sent = _call(ServiceMetrics(process_metrics=False), app, path, scheme=scheme)
+    headers = dict(sent[0]["headers"])
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert headers[b"content-security-policy"].startswith(csp_prefix)
+    assert headers[b"cache-control"] == b"max-age=5"  # the app's own value wins
+    assert [name for name, _ in sent[0]["headers"]].count(b"cache-control") == 1
+    assert (b"strict-transport-security" in headers) is hsts
+
+
+def test_gateway_overhead_is_small() -> None:
+    """Generous bound for shared CI machines; measured ~10 µs on two idle cores."""
     metrics = ServiceMetrics(process_metrics=False)
     inner = _app(200)
-    wrapped = MetricsMiddleware(inner, metrics)
+    wrapped = gateway(inner, metrics)
 
     async def receive() -> Message:
         return {"type": "http.request", "body": b""}
@@ -395,7 +454,7 @@ def test_middleware_overhead_is_small() -> None:
     async def per_call(app: ASGIApp, n: int) -> float:
         start = time.perf_counter()
         for _ in range(n):
-            await app({"type": "http", "path": "/predict", "method": "POST"}, receive, send)
+            await app({"type": "http", "path": "/predict", "method": "POST", "headers": []}, receive, send)
         return (time.perf_counter() - start) / n
 
     async def measure() -> float:
@@ -404,7 +463,7 @@ def test_middleware_overhead_is_small() -> None:
             best = min(best, await per_call(wrapped, 2000) - await per_call(inner, 2000))
         return best
 
-    assert asyncio.run(measure()) < 50e-6
+    assert asyncio.run(measure()) < 60e-6
 
 
 def test_middleware_on_a_real_fastapi_app_labels_by_template() -> None:
@@ -425,7 +484,7 @@ def test_middleware_on_a_real_fastapi_app_labels_by_template() -> None:
         return {}
 
     app.include_router(router)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(Gateway, metrics=metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
 
     async def drive() -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
