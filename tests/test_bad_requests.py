@@ -118,3 +118,26 @@ def test_integer_category_out_of_range_is_a_422(default_server: LiveServer, valu
     response = default_server.client.post("/predict", json=record)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == "SeniorCitizen"
+
+
+@pytest.mark.parametrize(
+    ("method", "content", "status"),
+    [
+        pytest.param("GET", None, 405, id="get-predict"),
+        pytest.param("PUT", b"{}", 405, id="put-predict"),
+        pytest.param("POST", b"{not json", 400, id="post-bad-json"),
+        pytest.param("POST", b"[]", 422, id="post-array"),
+    ],
+)
+def test_predict_errors_carry_the_same_headers_as_every_answer(
+    default_server: LiveServer, method: str, content: bytes | None, status: int
+) -> None:
+    """POST /predict is served beside FastAPI's stack and the other methods through it: both look alike."""
+    headers = {"Content-Type": "application/json", "X-Request-ID": f"lane-{method}-{status}"}
+    response = default_server.client.request(method, "/predict", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["code"]
+    assert response.headers["x-request-id"] == f"lane-{method}-{status}"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"

@@ -16,6 +16,8 @@ from api.monitoring.logging import add_request_fields
 from api.request_body import read_json, split_records
 from api.service import Service
 
+PATH = "/predict"
+
 
 async def _answer(request: Request) -> Response:
     # AuthMiddleware has already refused any caller without the `predict` scope.
@@ -64,7 +66,6 @@ class _Endpoint:
         await predict(scope, receive, send)
 
 
-PATH = "/predict"
 route = Route(PATH, endpoint=_Endpoint(), methods=["POST"], name="predict")
 
 OPERATION: dict[str, Any] = {
