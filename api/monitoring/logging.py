@@ -88,8 +88,16 @@ def get_logger(name: str) -> Any:
     return structlog.stdlib.get_logger(name)
 
 
+# One lazy proxy, created once: structlog caches the bound logger on first use, where a fresh
+# get_logger() per request walks the call stack for a logger name every time.
+_ACCESS_LOG = structlog.stdlib.get_logger(ACCESS_LOGGER)
+_ACCESS_STDLIB = logging.getLogger(ACCESS_LOGGER)
+
+
 def log_request(*, method: str, path: str, status_code: int, duration_ns: int, **fields: object) -> None:
     """Write the one access line of a request (path without query string: it may hold secrets)."""
+    if not _ACCESS_STDLIB.isEnabledFor(logging.INFO):
+        return  # LOG_LEVEL above INFO: skip building an event nobody writes
     event = {
         "http.request.method": method,
         "url.path": path,
@@ -97,7 +105,7 @@ def log_request(*, method: str, path: str, status_code: int, duration_ns: int, *
         "event.duration": duration_ns,
     }
     event.update({_ecs_key(k): v for k, v in fields.items()})
-    structlog.stdlib.get_logger(ACCESS_LOGGER).info("request finished", **event)
+    _ACCESS_LOG.info("request finished", **event)
 
 
 # --- processors ----------------------------------------------------------------------

@@ -154,6 +154,15 @@ def test_log_level_honoured() -> None:
     assert "debug line" in {r["message"] for r in run_script("debug")}
 
 
+def test_access_line_follows_the_level() -> None:
+    def access_lines(level: str) -> list[dict[str, Any]]:
+        return [r for r in run_script(level) if r.get("log.logger") == "modelo.access"]
+
+    assert access_lines("WARNING") == []
+    (line,) = access_lines("INFO")
+    assert line["url.path"] == "/predict" and line["http.response.status_code"] == 200
+
+
 def test_ascii_stdout_still_gives_utf8_json() -> None:
     record = by_message(run_script("INFO", PYTHONIOENCODING="ascii"), TRICKY)
     assert record["detail"] == TRICKY
