@@ -8,6 +8,7 @@ access line the middleware writes at the end.
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.config
 import sys
@@ -155,11 +156,15 @@ def _to_ecs(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     if stack:
         out.setdefault("error.stack_trace", stack)
     for key, value in event.items():
-        lowered = key.lower()
-        if any(hint in lowered for hint in _SECRET_HINTS):
-            value = "[REDACTED]"
-        out.setdefault(key, value)
+        out.setdefault(key, "[REDACTED]" if _names_a_secret(key) else value)
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_a_secret(key: str) -> bool:
+    """Whether a field name hints at a secret (cached: the same few names come with every line)."""
+    lowered = key.lower()
+    return any(hint in lowered for hint in _SECRET_HINTS)
 
 
 def _dumps(event: Mapping[str, object], **_: Any) -> str:
