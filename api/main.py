@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "preprocessing": loaded.predictor.transform_path,
             },
         )
+        _freeze_startup_heap()
         service.batcher.start()
         try:
             async with anyio.create_task_group() as background:
@@ -131,6 +133,17 @@ def _request_stack(app: FastAPI, settings: Settings, service: Service, authentic
     framework = app.build_middleware_stack()
     guarded = guard(predict.PredictLane(framework), settings, authenticator)
     return Gateway(guarded, metrics=service.metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
+
+
+def _freeze_startup_heap() -> None:
+    """Take what exists after startup (libraries, the loaded model) out of the garbage collector's view.
+
+    It lives as long as the process, and every full collection would walk it again: with pandas,
+    scikit-learn and scipy loaded that walk is the ~100 ms p99 tail at 64 connections (measured
+    ~20 ms without it). Objects created later, including a reloaded model, are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _refresh_drift(service: Service) -> None:
