@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -153,8 +155,7 @@ class RecordValidator:
         raw = self._raw_columns(records)
         if raw is None:
             errors.extend(self._shape_errors(records, batch))
-        # Every record holds the required fields, so equal key counts mean no record holds more.
-        if raw is None or sum(map(len, records)) != len(self._required) * size:
+        if raw is None or not self._only_known_fields(records):
             extra = set().union(*(r.keys() for r in records if type(r) is dict)) - self._known_fields
             if extra:
                 errors.extend(self._extra_fields(records, batch, warnings))
@@ -168,6 +169,18 @@ class RecordValidator:
             errors.sort(key=lambda e: e.get("row", 0))
             raise InvalidInputError(_summary(errors), details=errors[:MAX_REPORTED_ERRORS])
         return self._assemble(records, values, warnings)
+
+    def _only_known_fields(self, records: Sequence[Any]) -> bool:
+        """True when no record holds a field beyond the model's and the id (C-level passes only).
+
+        Every record already holds every required field, so equal key counts mean none holds more.
+        """
+        expected = len(self._required)
+        if self.id_field and self.id_field not in self._required:
+            if sum(map(operator.contains, records, repeat(self.id_field))) != len(records):
+                return False  # some records lack the id: let the careful path count
+            expected += 1
+        return sum(map(len, records)) == expected * len(records)
 
     def _raw_columns(self, records: Sequence[Any]) -> dict[str, list[Any]] | None:
         """Each field's values in record order; None unless every record is an object with every field."""

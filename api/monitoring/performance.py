@@ -61,8 +61,9 @@ class PredictionLog:
         if capacity < 1 or not ttl_seconds > 0:
             raise ValueError("capacity must be >= 1 and ttl_seconds > 0")
         self._capacity, self._ttl, self._clock = capacity, ttl_seconds, clock
-        # Insertion order is time order, so the oldest entry is always first in line.
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # Insertion order is time order, so the oldest entry is always first in line. Entries are
+        # stored as plain tuples in _Entry's field order: zip builds those in C, one per served row.
+        self._entries: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -89,11 +90,9 @@ class PredictionLog:
     ) -> None:
         """Remember a whole answered batch under one lock (the per-request hot path)."""
         now = self._clock()
-        entries = zip(
-            prediction_ids,
-            map(_Entry, predicted, repeat(None) if scores is None else scores, repeat(None), repeat(now)),
-            strict=True,
-        )
+        scored = repeat(None) if scores is None else scores
+        rows = zip(predicted, scored, repeat(None), repeat(now), repeat(False), strict=False)
+        entries = zip(prediction_ids, rows, strict=True)
         with self._lock:
             self._entries.update(entries)
             while len(self._entries) > self._capacity:
@@ -112,7 +111,8 @@ class PredictionLog:
         matched: list[LabelledPrediction] = []
         with self._lock:
             for prediction_id, actual in items:
-                entry = self._entries.get(prediction_id)
+                stored = self._entries.get(prediction_id)
+                entry = None if stored is None else _Entry._make(stored)
                 if entry is None:
                     unknown.append(prediction_id)
                 elif now - entry.recorded_at > self._ttl:
