@@ -115,11 +115,13 @@ class _CodeSpace:
             if isinstance(feature, NumericFeature):
                 codes[position] = _numeric_codes(feature, values)
             else:
-                cast = self.float_casts[position]
-                if cast is not None and values.dtype.kind == "f":
-                    values = _cast_floats(values, cast)
                 codes[position] = _categorical_codes(feature, values, self.string_lookups[position])
         return codes + self.offsets
+
+    def as_fitted(self, position: int, values: np.ndarray) -> np.ndarray:
+        """A batch's column with the Python types the category lookup expects (see float_casts)."""
+        cast = self.float_casts[position]
+        return _cast_floats(values, cast) if cast is not None and values.dtype.kind == "f" else values
 
     def summarise(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """PSI, missing share and unusual share per feature of a (features, rows) code block."""
@@ -197,8 +199,9 @@ class DriftMonitor:
             scored = scored[-window:]
         # Only the rows that can still be in the window are worth keeping.
         kept = min(rows, window)
+        fitted = [self._inputs.as_fitted(i, values[-window:]) for i, values in enumerate(arrays)]
         with self._lock:
-            self._queued.append((kept, [values[-window:] for values in arrays], scored))
+            self._queued.append((kept, fitted, scored))
             self._queued_rows += kept
             due = self._queued_rows >= self.ENCODE_EVERY_ROWS
         if due:

@@ -370,3 +370,17 @@ def test_queued_one_row_batches_report_what_one_big_batch_reports() -> None:
     assert expected["features"]["k"]["unknown_share"] == pytest.approx(np.mean(live_k[-600:] == 3))
     assert expected["features"]["k"]["missing_share"] == pytest.approx(np.mean(np.isnan(live_k[-600:])))
     assert one_by_one.compute().to_dict() == expected
+
+
+def test_a_float64_batch_beside_int64_batches_keeps_its_fitted_categories() -> None:
+    """A batch that holds a NaN arrives as float64 (1.0, NaN); queued beside int64 batches it must still
+    count 1.0 as the fitted category 1, not as unknown."""
+    kinds: dict[str, Any] = {"k": "categorical"}
+    profile = profile_of({"k": np.array([0, 1, 2, 1] * 25)}, kinds=kinds)
+    mixed = DriftMonitor(profile, window=100)
+    mixed.observe({"k": np.array([0, 1], dtype=np.int64)}, None)
+    mixed.observe({"k": np.array([1.0, NAN, 2.0, 3.0])}, None)
+    mixed.observe({"k": np.array([2], dtype=np.int64)}, None)
+    report = mixed.compute().to_dict()["features"]["k"]
+    assert report["unknown_share"] == pytest.approx(1 / 7)  # only the 3
+    assert report["missing_share"] == pytest.approx(1 / 7)
