@@ -198,10 +198,11 @@ class MicroBatcher:
             valid.append(job)
         if not valid:
             return
+        batches = [job.validated for job in valid if job.validated is not None]
         if model.predictor.row_independent or len(valid) == 1:
-            calls.append(self._call(model, valid, merge_batches([job.validated for job in valid if job.validated])))
+            calls.append(self._call(model, valid, merge_batches(batches)))
         else:
-            calls.extend(self._call(model, [job], job.validated) for job in valid if job.validated is not None)
+            calls.extend(self._call(model, [job], batch) for job, batch in zip(valid, batches, strict=True))
 
     @staticmethod
     def _validate_together(model: LoadedModel, jobs: list[_Job]) -> ValidatedBatch | None:
