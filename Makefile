@@ -28,7 +28,7 @@ test: venv  ## Run the whole suite (default stack, then the real bundle's scikit
 	@if [ -d "$(SHARED)/real-model" ]; then \
 	  env_dir="$$($(PYTHON) scripts/ensure_env.py "$(SHARED)/real-model")" && \
 	  echo "== unit tests again on the real bundle's stack ($$env_dir)" && \
-	  "$$env_dir/bin/python" -m pytest tests/model tests/monitoring -p no:cacheprovider; \
+	  "$$env_dir/bin/python" -m pytest tests/bundle tests/model tests/monitoring tests/observability -p no:cacheprovider; \
 	else echo "SKIP second stack: $(SHARED)/real-model is absent"; fi
 
 lint: venv  ## ruff + mypy

@@ -5,19 +5,20 @@ from __future__ import annotations
 import uvicorn
 
 from api.config import load_settings
-from api.monitoring.logging import configure_logging, uvicorn_log_config
+from api.main import create_app
+from api.observability.logging import configure_logging
 
 
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     uvicorn.run(
-        "api.main:app",
+        create_app(settings),
         host=settings.app_host,
         port=settings.app_port,
         log_level=settings.log_level.lower(),
         access_log=False,
-        log_config=uvicorn_log_config(settings.log_level),
+        log_config=None,  # configured above, once
         http="httptools",
         loop="uvloop",
         ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     feedback_ttl_seconds: float = Field(7 * 24 * 3600.0, gt=0, description="How long a prediction id accepts a label.")
     performance_window: int = Field(5000, ge=1, description="Most recent labelled predictions used for live accuracy.")
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("model_version", "id_field", "rate_limit", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:

@@ -1,47 +1,87 @@
-"""Service errors that carry their HTTP status, and the one place that renders them."""
+"""Every error the service answers with, each carrying its HTTP status, and the one function that renders them.
+
+An error body keeps one shape whoever raised it (a route, a middleware, the last-resort handler):
+``{"error": {"code", "message", "details"?}}`` plus the RFC 9457 problem fields ``type``, ``title``,
+``status`` and ``detail``. It is sent as ``application/problem+json`` when the client asks for that
+media type, else as ``application/json``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+PROBLEM_JSON: Final = b"application/problem+json"
+JSON: Final = b"application/json"
+REALM: Final = 'Bearer realm="modelo-ml-api"'
+PROBLEM_TYPE_PREFIX: Final = "urn:modelo-ml-api:error:"
+
+Header = tuple[bytes, bytes]
 
 
 class ServiceError(Exception):
-    """Base error: an HTTP status, a stable machine-readable code and a human message."""
+    """Base error: an HTTP status, a stable machine-readable code, a title and a human message."""
 
     status_code: int = 500
     code: str = "internal_error"
+    title: str = "Internal server error"
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
 
+    def headers(self) -> dict[str, str]:
+        """Response headers this error needs beyond the content type (challenges, Retry-After)."""
+        return {}
+
     def to_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": {"code": self.code, "message": self.message}}
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
-            body["error"]["details"] = self.details
-        return body
+            error["details"] = self.details
+        return {
+            "error": error,
+            "type": PROBLEM_TYPE_PREFIX + self.code,
+            "title": self.title,
+            "status": self.status_code,
+            "detail": self.message,
+        }
 
 
-class InvalidInputError(ServiceError):
-    """The request is well-formed JSON but does not match the model's input schema."""
-
-    status_code = 422
-    code = "invalid_input"
+# --- the request -----------------------------------------------------------------------------
 
 
 class MalformedRequestError(ServiceError):
-    """The body is not JSON, or not JSON of the expected shape, or the content type is wrong."""
+    """The body is not JSON, or not JSON of the expected shape."""
 
     status_code = 400
     code = "malformed_request"
+    title = "Malformed request"
 
 
-class UnsupportedMediaTypeError(ServiceError):
-    """The request body is not declared as application/json."""
+class NotFoundError(ServiceError):
+    """No route, or no such resource."""
 
-    status_code = 415
-    code = "unsupported_media_type"
+    status_code = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class MethodNotAllowedError(ServiceError):
+    """The route exists but not for this HTTP method."""
+
+    status_code = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+    def __init__(self, message: str, *, allow: str = "") -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow} if self.allow else {}
 
 
 class PayloadTooLargeError(ServiceError):
@@ -49,24 +89,120 @@ class PayloadTooLargeError(ServiceError):
 
     status_code = 413
     code = "payload_too_large"
+    title = "Payload too large"
 
 
-class NotReadyError(ServiceError):
-    """No model is loaded yet (or the last load failed and nothing is being served)."""
+class UnsupportedMediaTypeError(ServiceError):
+    """The request body is not declared as JSON."""
 
-    status_code = 503
-    code = "not_ready"
+    status_code = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
 
 
-class OverloadedError(ServiceError):
-    """The inference queue is full: shed load instead of queueing without bound."""
+class InvalidInputError(ServiceError):
+    """The request is well-formed JSON but does not match the model's input schema."""
 
-    status_code = 503
-    code = "overloaded"
+    status_code = 422
+    code = "invalid_input"
+    title = "Invalid input"
+
+
+class UnknownCategoryError(InvalidInputError):
+    """A category never seen in fit reached an encoder fitted with ``handle_unknown="error"``."""
+
+    def __init__(self, column: str, value: object) -> None:
+        super().__init__(
+            f"unknown category {value!r} for column {column!r}",
+            details=[{"loc": [column], "field": column, "msg": "unknown category", "type": "unknown_category"}],
+        )
+        self.column = column
+        self.value = value
+
+
+# --- who is calling --------------------------------------------------------------------------
+
+
+class AuthError(ServiceError):
+    """An authentication or authorization failure, with its WWW-Authenticate challenge."""
+
+    challenge: str = REALM
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge}
+
+
+class UnauthorizedError(AuthError):
+    """No credentials, or credentials that prove nothing."""
+
+    status_code = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, message: str, *, token_sent: bool) -> None:
+        super().__init__(message)
+        self.challenge = f'{REALM}, error="invalid_token"' if token_sent else REALM
+
+
+class ForbiddenError(AuthError):
+    """Valid credentials without the scope the endpoint needs."""
+
+    status_code = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"these credentials lack the '{scope}' scope")
+        self.challenge = f'{REALM}, error="insufficient_scope", scope="{scope}"'
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+class RetryLaterError(ServiceError):
+    """An answer that means "not now": it says when to retry."""
 
     def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class RateLimitedError(RetryLaterError):
+    """The client sent more requests than RATE_LIMIT allows."""
+
+    status_code = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class NotReadyError(RetryLaterError):
+    """No model is loaded yet (or the last load failed and nothing is being served)."""
+
+    status_code = 503
+    code = "not_ready"
+    title = "Not ready"
+
+
+class OverloadedError(RetryLaterError):
+    """The inference queue is full: shed load instead of queueing without bound."""
+
+    status_code = 503
+    code = "overloaded"
+    title = "Overloaded"
+
+
+class RequestTimeoutError(ServiceError):
+    """The request took longer than REQUEST_TIMEOUT_SECONDS."""
+
+    status_code = 504
+    code = "timeout"
+    title = "Gateway timeout"
+
+
+# --- artifacts and models --------------------------------------------------------------------
 
 
 class ArtifactError(ServiceError):
@@ -74,6 +210,7 @@ class ArtifactError(ServiceError):
 
     status_code = 500
     code = "artifact_error"
+    title = "Model bundle refused"
 
 
 class UnsafeArtifactError(ArtifactError):
@@ -93,3 +230,53 @@ class ReloadRefusedError(ServiceError):
 
     status_code = 409
     code = "reload_refused"
+    title = "Reload refused"
+
+
+class InternalError(ServiceError):
+    """Something failed that the service has no specific answer for; details stay in the log."""
+
+    def __init__(self) -> None:
+        super().__init__("internal server error")
+
+
+# --- the one renderer ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedError:
+    """An error as bytes on the wire: status, headers (content type and length included) and body."""
+
+    status: int
+    headers: list[Header]
+    body: bytes
+
+
+def wants_problem_json(accept: bytes | str | None) -> bool:
+    """True when the client's Accept header names application/problem+json."""
+    if not accept:
+        return False
+    raw = accept.encode("latin-1") if isinstance(accept, str) else accept
+    return PROBLEM_JSON in raw.lower()
+
+
+def render_error(error: ServiceError, *, accept: bytes | str | None = None) -> RenderedError:
+    """The one place an error becomes an HTTP answer."""
+    body = orjson.dumps(error.to_body())
+    headers: list[Header] = [
+        (b"content-type", PROBLEM_JSON if wants_problem_json(accept) else JSON),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in error.headers().items()),
+    ]
+    return RenderedError(error.status_code, headers, body)
+
+
+def error_codes() -> frozenset[str]:
+    """Every error code the service can answer with (the error metric's label values)."""
+    codes: set[str] = set()
+    pending: list[type[ServiceError]] = [ServiceError]
+    while pending:
+        cls = pending.pop()
+        codes.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return frozenset(codes)

@@ -1,71 +1,33 @@
-"""App factory: routes, error handling and the lifespan that loads the model."""
+"""App factory: routes, the one error path, the request stack, and the lifespan that loads the model.
+
+``uvicorn --factory api.main:create_app`` and ``python -m api`` build the app from settings;
+``uvicorn api.main:app`` (the deployment document's command) still works: ``app`` is built on
+first access, so importing this module does no work.
+"""
 
 from __future__ import annotations
 
 import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp
 
-from api.auth import Authenticator
 from api.config import Settings, load_settings
-from api.errors import ArtifactError, ServiceError
-from api.gateway import Gateway
-from api.hardening import retry_after
-from api.monitoring.logging import configure_logging
-from api.openapi import install_openapi
+from api.http.access import log_auth_mode
+from api.http.respond import install_error_handlers
+from api.http.stack import request_stack
+from api.observability.logging import configure_logging
 from api.routes import admin, health, model, monitoring, predict
-from api.security import DOCS_PATHS, STATIC_DOCS_PREFIX, guard, install_security, log_auth_mode
+from api.routes.openapi import install_openapi
 from api.service import Service
-
-log = logging.getLogger("api")
 
 DESCRIPTION = (
     "Serves a fitted preprocessor + model bundle. `POST /predict` takes one record as a flat JSON "
     'object or a batch as `{"instances": [...]}`; the input fields below come from the fitted artifacts.'
 )
-
-
-def _error_response(exc: ServiceError) -> JSONResponse:
-    return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=retry_after(exc) or None)
-
-
-def _install_error_handlers(app: FastAPI, service: Service) -> None:
-    @app.exception_handler(ServiceError)
-    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        service.metrics.observe_error(exc.code)
-        return _error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
-        ]
-        return JSONResponse(
-            {"error": {"code": "invalid_input", "message": "invalid request", "details": details}}, status_code=422
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"code": "http_error", "message": str(exc.detail)}},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        service.metrics.observe_error("internal_error")
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return JSONResponse({"error": {"code": "internal_error", "message": "internal server error"}}, status_code=500)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,22 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log_auth_mode(security, settings)
-        try:
-            loaded = await anyio.to_thread.run_sync(service.registry.load)
-        except ArtifactError as exc:
-            service.metrics.model_load_failed("startup")
-            log.error("model bundle refused: %s", exc.message, extra={"model_dir": str(settings.model_dir)})
-            raise
-        service.monitor.on_model(loaded, "startup")
-        log.info(
-            "model ready",
-            extra={
-                "model_version": loaded.version,
-                "load_seconds": round(loaded.load_seconds, 3),
-                "preprocessing": loaded.predictor.transform_path,
-            },
-        )
+        log_auth_mode(service.auth, settings)
+        await anyio.to_thread.run_sync(service.registry.load, "startup")
         _freeze_startup_heap()
         service.batcher.start()
         try:
@@ -112,27 +60,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
-    _install_error_handlers(app, service)
+    install_error_handlers(app)
     app.router.routes.insert(0, predict.route)  # the hot path is matched first
     for router in (model.router, monitoring.router, admin.router, health.router):
         app.include_router(router)
     app.add_api_route("/metrics", monitoring.metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings.max_batch_size)
-    security = install_security(app, settings)
-    app.middleware_stack = _request_stack(app, settings, service, security.authenticator)
+    # Built once every route and handler is registered (Starlette would build it on the first request).
+    app.middleware_stack = request_stack(
+        app.build_middleware_stack(),
+        lanes={("POST", predict.PATH): predict.predict},
+        settings=settings,
+        authenticator=service.auth.authenticator,
+        metrics=service.metrics,
+    )
     return app
-
-
-def _request_stack(app: FastAPI, settings: Settings, service: Service, authenticator: Authenticator) -> ASGIApp:
-    """Ours outside, FastAPI's inside, and POST /predict beside FastAPI's own layers:
-
-    Gateway (id, log, metrics, headers) → guard (CORS, timeout, rate limit, auth, body limit) →
-    PredictLane → the /predict endpoint, or FastAPI's middleware and router for everything else.
-    Built once every route and handler is registered (Starlette would build it on the first request).
-    """
-    framework = app.build_middleware_stack()
-    guarded = guard(predict.PredictLane(framework), settings, authenticator)
-    return Gateway(guarded, metrics=service.metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
 
 
 def _freeze_startup_heap() -> None:
@@ -153,4 +95,8 @@ async def _refresh_drift(service: Service) -> None:
         await anyio.to_thread.run_sync(service.monitor.refresh_drift)
 
 
-app = create_app()
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn api.main:app` asks for this attribute; building it here keeps the import free of work.
+    if name == "app":
+        return create_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

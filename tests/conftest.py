@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.live_server import ROOT, LiveServer, live_server
 
+pytest_plugins = ["tests.support.fitted", "tests.support.credentials"]
+
 SHARED = ROOT.parent / "shared"
 REAL_MODEL = SHARED / "real-model"
 REAL_CSV = SHARED / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
@@ -22,9 +24,21 @@ def require_shared() -> None:
         pytest.skip(f"the first user's artifacts are not here ({SHARED} is absent, as on a user's machine)")
 
 
+def require_default_stack() -> None:
+    """The committed default bundle loads only with the library versions it was saved with."""
+    import sklearn
+
+    pins = dict(
+        line.split("==", 1) for line in (ROOT / "models" / "requirements.txt").read_text().splitlines() if "==" in line
+    )
+    if sklearn.__version__ != pins.get("scikit-learn"):
+        pytest.skip(f"the default bundle needs scikit-learn {pins.get('scikit-learn')} (this stack has {sklearn.__version__})")
+
+
 @pytest.fixture(scope="session")
 def default_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the committed default bundle."""
+    require_default_stack()
     target = tmp_path_factory.mktemp("default-bundle")
     for path in (ROOT / "models").iterdir():
         if path.is_file():

@@ -10,10 +10,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from api.bundle.profile import build_profile, save_profile
 from api.errors import ServiceError
 from api.model.inference import predict_records
 from api.model.loader import load_bundle
-from api.monitoring.profile import build_profile, save_profile
 
 log = logging.getLogger("training.profile")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.model.bundle import BundleFiles
+from api.bundle.files import BundleFiles
+from api.bundle.profile import Profile
 from api.model.predictor import Predictor
 from api.model.schema import InputSchema
 from api.model.validation import RecordValidator
@@ -40,7 +41,7 @@ class LoadedModel:
     transform_reason: str
     model_path: str
     load_seconds: float
-    profile: Any | None = None
+    profile: Profile | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property

@@ -10,16 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from api.bundle.compat import check_compatibility, installed_versions
+from api.bundle.files import BundleFiles, read_manifest, resolve_bundle
+from api.bundle.pickle_scan import PickleInspection
+from api.bundle.profile import Profile, load_profile
+from api.bundle.safe_load import check_artifact, unpickle_artifact
 from api.errors import ArtifactError, ServiceError
-from api.model.bundle import BundleFiles, read_manifest, resolve_bundle
-from api.model.compat import check_compatibility, installed_versions
-from api.model.compiled import compile_preprocessor
-from api.model.compiled_errors import CompiledMismatch, UnsupportedPreprocessor
-from api.model.compiled_verify import verify_compiled
+from api.model.compiled import CompiledMismatch, UnsupportedPreprocessor, compile_preprocessor, verify_compiled
 from api.model.loaded import ArtifactInfo, LoadedModel
-from api.model.pickle_scan import PickleInspection
 from api.model.predictor import Predictor, split_pipeline
-from api.model.safe_load import check_artifact, unpickle_artifact
 from api.model.schema import InputSchema, schema_from_artifacts
 from api.model.validation import RecordValidator
 
@@ -177,11 +176,9 @@ def _is_valid(validator: RecordValidator, record: Any) -> bool:
     return True
 
 
-def _load_profile(path: Path | None) -> Any | None:
+def _load_profile(path: Path | None) -> Profile | None:
     if path is None:
         return None
-    from api.monitoring.profile import load_profile
-
     try:
         return load_profile(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from api.model.columns import ColumnBatch, to_frame
-from api.model.compiled_errors import UncompiledInput
+from api.model.compiled.errors import UncompiledInput
 from api.model.schema import InputSchema
 
 Task = Literal["binary", "multiclass", "regression"]

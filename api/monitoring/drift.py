@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.model.columns import ColumnBatch, batch_length
-from api.monitoring.profile import (
+from api.bundle.profile import (
     CategoricalFeature,
     Feature,
     Kind,
@@ -21,6 +20,7 @@ from api.monitoring.profile import (
     Profile,
     category_key,
 )
+from api.model.columns import ColumnBatch, batch_length
 
 # Floor for a bin's share on both sides before the logarithm: an empty bin would otherwise
 # make PSI infinite. With the floor each term (a - e) * ln(a / e) stays >= 0, so PSI >= 0.

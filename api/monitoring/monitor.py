@@ -9,14 +9,15 @@ from typing import Any
 
 import numpy as np
 
+from api.bundle.profile import NumericFeature
 from api.config import Settings
 from api.errors import InvalidInputError
 from api.model.inference import Prediction
 from api.model.loaded import LoadedModel
+from api.model.registry import LoadTrigger
 from api.monitoring.drift import DriftMonitor, DriftReport
-from api.monitoring.metrics import ServiceMetrics
 from api.monitoring.performance import FeedbackResult, PerformanceWindow, PredictionLog, normalize_label
-from api.monitoring.profile import NumericFeature
+from api.observability.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class ModelMonitor:
         self._window = PerformanceWindow(settings.performance_window)
         self.last_drift: DriftReport | None = None
 
-    def on_model(self, model: LoadedModel, trigger: str = "startup") -> None:
+    def on_model(self, model: LoadedModel, trigger: LoadTrigger = "startup") -> None:
         """A new model is served: fresh drift window and accuracy window, new metric label sets."""
         profile = model.profile
         if profile is not None and not set(profile.features) <= {c.name for c in model.schema.columns}:
@@ -55,7 +56,7 @@ class ModelMonitor:
         self.metrics.model_loaded(
             version=model.version,
             sha256=model.sha256,
-            trigger=trigger,  # type: ignore[arg-type]
+            trigger=trigger,
             features=[c.name for c in model.schema.columns],
             classes=None if predictor.task == "regression" else predictor.class_keys,
         )

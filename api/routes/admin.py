@@ -7,9 +7,8 @@ from typing import Any
 import anyio
 from fastapi import APIRouter
 
-from api.deps import ServiceDep
+from api.deps import AdminCaller, ServiceDep
 from api.errors import ArtifactError, ReloadRefusedError
-from api.security import AdminCaller
 
 router = APIRouter(tags=["admin"])
 
@@ -22,9 +21,7 @@ router = APIRouter(tags=["admin"])
 async def reload_model(service: ServiceDep, _: AdminCaller) -> dict[str, Any]:
     previous = service.registry.current.version if service.registry.ready else None
     try:
-        model = await anyio.to_thread.run_sync(service.registry.load)
+        model = await anyio.to_thread.run_sync(service.registry.load, "reload")
     except ArtifactError as exc:
-        service.metrics.model_load_failed("reload")
         raise ReloadRefusedError(f"reload refused, still serving {previous}: {exc.message}") from exc
-    service.monitor.on_model(model, "reload")
     return {"status": "reloaded", "previous_version": previous, "model_version": model.version}

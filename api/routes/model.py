@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import ModelDep
-from api.security import PredictCaller
+from api.deps import ModelDep, PredictCaller
 
 router = APIRouter(tags=["model"])
 

@@ -7,10 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ServiceDep
+from api.deps import PredictCaller, ServiceDep
 from api.errors import InvalidInputError
-from api.request_body import read_json
-from api.security import PredictCaller
+from api.http.body import read_json
 
 router = APIRouter(tags=["monitoring"])
 

@@ -8,12 +8,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from api.errors import ServiceError
-from api.hardening import route_path, send_error
-from api.monitoring.logging import add_request_fields
-from api.request_body import read_json, split_records
+from api.http.body import read_json, split_records
+from api.http.respond import send_error
+from api.observability.logging import add_request_fields
 from api.service import Service
 
 PATH = "/predict"
@@ -31,32 +31,14 @@ async def _answer(request: Request) -> Response:
 
 
 async def predict(scope: Scope, receive: Receive, send: Send) -> None:
-    """A plain ASGI endpoint, answering its own errors (its docs live in api/openapi.py)."""
+    """A plain ASGI endpoint, answering its own errors (its docs live in api/routes/openapi.py)."""
     request = Request(scope, receive)
     try:
         response = await _answer(request)
     except ServiceError as exc:
-        request.app.state.service.metrics.observe_error(exc.code)
-        await send_error(send, exc)
+        await send_error(scope, send, exc)
         return
     await response(scope, receive, send)
-
-
-class PredictLane:
-    """POST /predict straight to its endpoint; every other request through the framework's stack.
-
-    FastAPI's own layers (error, exception and body-limit middleware, exit stacks, the router)
-    cost as much per request as the rest of the request path, and /predict needs none of them.
-    """
-
-    def __init__(self, framework: ASGIApp) -> None:
-        self.framework = framework
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and route_path(scope) == PATH:
-            await predict(scope, receive, send)
-        else:
-            await self.framework(scope, receive, send)
 
 
 class _Endpoint:

@@ -29,17 +29,17 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from api.errors import UnknownCategoryError
 from api.model.columns import ColumnBatch, to_frame
 from api.model.compiled import (
     CompiledMismatch,
     CompiledPreprocessor,
-    UnknownCategoryError,
     UnsupportedPreprocessor,
     comparable,
     compile_preprocessor,
     verify_compiled,
 )
-from api.model.compiled_verify import edge_rows
+from api.model.compiled.verify import edge_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.bundle.profile import Profile, build_profile, parse_profile
 from api.monitoring.drift import EPSILON, DriftMonitor
-from api.monitoring.profile import Profile, build_profile, parse_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_CSV = ROOT.parent / "shared" / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"

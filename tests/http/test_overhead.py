@@ -1,0 +1,97 @@
+"""What the request layers in front of /predict cost per request, in process (measured ~20-30 µs on a CI core)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+
+import jwt
+import pytest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import build_authenticator
+from api.http.access import DOCS_PATHS, PROBE_PATHS, STATIC_DOCS_PREFIX, AuthMiddleware, client_key
+from api.http.gateway import Gateway
+from api.http.limits import BodyLimitMiddleware, RateLimitMiddleware, TimeoutMiddleware
+from api.observability.metrics import ServiceMetrics
+
+SECRET = "s" * 48
+KEY = "k" * 43
+# Generous: the point is to catch an accidental O(body) or per-request setup, not to benchmark.
+BUDGET_US = 100.0
+
+
+async def bare(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def stack(rate_limit: bool) -> ASGIApp:
+    """The same layers, in the same order, as create_app puts in front of /predict (without CORS)."""
+    auth = build_authenticator(
+        disabled=False,
+        api_keys=f"bench:{KEY}",
+        api_keys_file=None,
+        jwt_secret=SECRET,
+        jwt_public_key=None,
+        jwt_jwks_file=None,
+        jwt_audience="bench",
+        jwt_issuer=None,
+    ).authenticator
+    app: ASGIApp = BodyLimitMiddleware(bare, max_bytes=4 << 20)
+    app = AuthMiddleware(app, authenticator=auth, metrics_auth=False)
+    if rate_limit:
+        key = partial(client_key, authenticator=auth)
+        app = RateLimitMiddleware(app, limit="1000000/minute", client_key=key, exempt=PROBE_PATHS)
+    app = TimeoutMiddleware(app, seconds=30, exempt=PROBE_PATHS)
+    metrics = ServiceMetrics(process_metrics=False)
+    return Gateway(app, metrics=metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
+
+
+async def per_request_us(app: ASGIApp, credential: tuple[bytes, bytes], n: int = 5000) -> float:
+    headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", b"300"), credential]
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_: Message) -> None:
+        return None
+
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(n):
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/predict",
+                "root_path": "",
+                "headers": headers,
+                "client": ("127.0.0.1", 1),
+                "scheme": "http",
+                "state": {},
+            }
+            await app(scope, receive, send)
+        best = min(best, (time.perf_counter() - started) / n * 1e6)
+    return best
+
+
+def _token() -> bytes:
+    claims = {"sub": "bench", "aud": "bench", "exp": int(time.time()) + 600, "scope": "predict"}
+    return jwt.encode(claims, SECRET).encode()
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "credential"),
+    [
+        pytest.param(False, (b"x-api-key", KEY.encode()), id="api-key"),
+        pytest.param(True, (b"x-api-key", KEY.encode()), id="api-key-rate-limited"),
+        pytest.param(True, (b"authorization", b"Bearer " + _token()), id="jwt-rate-limited"),
+    ],
+)
+def test_overhead_per_request(rate_limit: bool, credential: tuple[bytes, bytes]) -> None:
+    overhead = asyncio.run(per_request_us(stack(rate_limit), credential)) - asyncio.run(
+        per_request_us(bare, credential)
+    )
+    assert overhead < BUDGET_US, f"{overhead:.1f} µs per request"
