@@ -1,21 +1,24 @@
 # modelo-ml-api: the FastAPI service plus one model bundle, least privilege.
 #
-#   docker build -t modelo-ml-api .                                   # default bundle in models/
-#   docker build -t modelo-ml-api --build-arg MODEL_DIR=bundles/churn \
-#       --build-arg BUNDLE_REQUIREMENTS=bundles/churn/requirements.txt .   # bundle with own ML pins
+#   docker build -t modelo-ml-api .            # your model_*.pkl copied into models/ (else the demo)
+#   docker build -t modelo-ml-api --build-arg MODEL_DIR=bundles/churn .     # a bundle elsewhere
 #   docker run --read-only --cap-drop=ALL --security-opt no-new-privileges \
 #       -p 127.0.0.1:8000:8000 -e API_KEYS=name:key modelo-ml-api
 #
+# The image's libraries are planned from the bundle it serves, as `make run` does: the service's
+# own stack, the bundle's requirements.txt (or, for bare .pkl files, the versions their pickles
+# record), plus what the serving core and the pickles import, in versions that work together.
 # Secrets (API_KEYS, JWT_SECRET, TLS keys) are given at run time, never baked in.
 
-# ---- build: a venv with the pinned requirements, the app and the bundle ---------------------
+# ---- build: a venv planned from the bundle, the app and the bundle --------------------------
 FROM python:3.11-slim AS build
 
-# Path (inside the build context) of the bundle's own requirements.txt with its ML pins; empty
-# means the default ML stack of requirements.txt.
-ARG BUNDLE_REQUIREMENTS=
-# The bundle directory (inside the build context) copied into the image as /app/models.
+# The bundle directory (inside the build context) copied into the image as /app/models. Your
+# model_*.pkl there are served; its demo/ folder only when there is none.
 ARG MODEL_DIR=models
+# Optional: a requirements.txt (inside the build context) with the bundle's ML pins. Empty means
+# the served bundle's own requirements.txt, else the versions its pickles record.
+ARG BUNDLE_REQUIREMENTS=
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -23,23 +26,29 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-RUN python -m venv /opt/venv
-
 COPY requirements.txt requirements-service.txt ./
-# Always a valid source: falls back to requirements.txt (then unused) when the ARG is empty.
-COPY ${BUNDLE_REQUIREMENTS:-requirements.txt} ./bundle-requirements.txt
-RUN if [ -n "$BUNDLE_REQUIREMENTS" ]; then \
-        set -- -r requirements-service.txt -r bundle-requirements.txt; \
-    else \
-        set -- -r requirements.txt; \
-    fi \
- && /opt/venv/bin/pip install --no-cache-dir "$@" \
- && /opt/venv/bin/pip check \
- && find /opt/venv/lib -type d -path '*/site-packages/*' -name tests -prune -exec rm -rf {} +
-# (the libraries' own test suites: ~110 MB the service never imports)
+# The inspector reads the pickles statically (opcodes only, nothing is unpickled) to plan the
+# environment; it needs numpy and orjson, at the pinned versions. It stays in this stage.
+RUN python -m venv /opt/inspect \
+ && grep -hE '^(numpy|orjson)==' requirements.txt requirements-service.txt > inspect.txt \
+ && /opt/inspect/bin/pip install --no-cache-dir -r inspect.txt
 
 COPY api/ /src/app/api/
 COPY ${MODEL_DIR}/ /src/app/models/
+# Always a valid source: falls back to requirements.txt (then unused) when the ARG is empty.
+COPY ${BUNDLE_REQUIREMENTS:-requirements.txt} ./bundle-requirements.txt
+RUN PYTHONPATH=/src/app /opt/inspect/bin/python -m api.bundle.environment /src/app/models --lines \
+        --service requirements-service.txt --default requirements.txt \
+        ${BUNDLE_REQUIREMENTS:+--requirements bundle-requirements.txt} > environment.txt \
+ && cat environment.txt \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir -r environment.txt \
+ && /opt/venv/bin/pip check \
+ && PYTHONPATH=/src/app /opt/venv/bin/python -m api.bundle.environment /src/app/models --check \
+        --service requirements-service.txt --default requirements.txt \
+ && find /opt/venv/lib -type d -path '*/site-packages/*' -name tests -prune -exec rm -rf {} +
+# (the libraries' own test suites: ~110 MB the service never imports)
+
 # Root owns everything, the service user can only read it; bytecode is compiled here because
 # the running container cannot write it (read-only root filesystem, PYTHONDONTWRITEBYTECODE).
 RUN find /src/app -name '__pycache__' -prune -exec rm -rf {} + \
@@ -71,7 +80,8 @@ WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
-    MODEL_DIR=/app/models
+    MODEL_DIR=/app/models \
+    LOG_FORMAT=json
 
 USER 10001:10001
 EXPOSE 8000

@@ -1,23 +1,24 @@
-# The front door for people and CI. `make run` serves the default bundle; `make test` runs everything.
+# The front door for people and CI. `make run` serves your bundle (or the demo); `make test` runs everything.
 SHELL := /bin/bash
-PYTHON ?= python3
+# Python 3.11: the pinned stacks (and scikit-learn 1.1.3) need it; scripts/ensure_env.py says so otherwise.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 MODEL_DIR ?= models
 APP_PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: help venv run test test-unit test-real lint train profile bench image-test lint-container check-deploy audit clean
+.PHONY: help venv run test test-unit test-real lint train train-default profile bench image-test lint-container check-deploy audit clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-venv: $(VENV)/.requirements.sha256  ## Create/refresh the default virtualenv
+venv: $(VENV)/.requirements.sha256  ## Create/refresh the development virtualenv (default stack + test/lint tools)
 
 $(VENV)/.requirements.sha256: requirements.txt requirements-service.txt requirements-dev.txt
-	@$(PYTHON) scripts/ensure_env.py models >/dev/null
+	@$(PYTHON) scripts/ensure_env.py --dev >/dev/null
 
-run:  ## Serve MODEL_DIR (default models/) on http://localhost:$(APP_PORT), in the environment its requirements need
+run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://localhost:$(APP_PORT), in the environment it needs
 	@[ -n "$$API_KEYS$$API_KEYS_FILE$$JWT_SECRET$$JWT_PUBLIC_KEY$$JWT_JWKS_FILE$$AUTH_DISABLED" ] || \
 	  echo "No credentials configured: the service generates an API key and prints it once below ('generated an API key'); set API_KEYS=name:key to choose one."
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
@@ -26,7 +27,7 @@ run:  ## Serve MODEL_DIR (default models/) on http://localhost:$(APP_PORT), in t
 test: venv  ## Run the whole suite (default stack, then the real bundle's scikit-learn 1.1.3 stack)
 	$(BIN)/python -m pytest
 	@if [ -d "$(SHARED)/real-model" ]; then \
-	  env_dir="$$($(PYTHON) scripts/ensure_env.py "$(SHARED)/real-model")" && \
+	  env_dir="$$($(PYTHON) scripts/ensure_env.py --dev "$(SHARED)/real-model")" && \
 	  echo "== unit tests again on the real bundle's stack ($$env_dir)" && \
 	  "$$env_dir/bin/python" -m pytest tests/bundle tests/model tests/monitoring tests/observability -p no:cacheprovider; \
 	else echo "SKIP second stack: $(SHARED)/real-model is absent"; fi
@@ -35,8 +36,11 @@ lint: venv  ## ruff + mypy
 	$(BIN)/ruff check api training tests bench scripts
 	$(BIN)/mypy
 
-train: venv  ## Rebuild the default bundle in models/ (bit for bit) from the synthetic generator; DATA=<csv> for real data
-	$(BIN)/python -m training.train --out $(MODEL_DIR) $(if $(DATA),--data $(DATA))
+train: venv  ## Train a new bundle into OUT (default build/bundle-<timestamp>); DATA=<telco.csv> for real data. Never touches models/
+	$(BIN)/python -m training.train $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT))
+
+train-default: venv  ## Rebuild the committed demo bundle in models/demo/ bit for bit (synthetic data)
+	$(BIN)/python -m training.train --default
 
 profile: venv  ## Write a drift profile into MODEL_DIR from the training CSV DATA=<csv>
 	@test -n "$(DATA)" || { echo "usage: make profile MODEL_DIR=<dir> DATA=<csv>"; exit 2; }

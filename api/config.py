@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,7 +24,12 @@ class Settings(BaseSettings):
     app_host: str = Field("0.0.0.0", description="Interface to listen on.")  # noqa: S104 - a container must listen beyond loopback
     app_port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", description="Minimum level of the JSON log lines written to stdout."
+        "INFO", description="Minimum level of the log lines written to stdout (any case: `warning` works)."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="`json` (ECS lines, for collectors) or `console` (human lines + a start banner); "
+        "`auto` is console on a terminal and JSON otherwise (the image sets json).",
     )
     secrets_dir_path: Path | None = Field(
         None,
@@ -113,17 +118,25 @@ class Settings(BaseSettings):
     def _level_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_any_case(cls, value: object) -> object:
+        return value.strip().lower() or "auto" if isinstance(value, str) else value
+
     @field_validator("model_version", "id_field", "rate_limit", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
 
-def load_settings() -> Settings:
-    """Settings from the environment, plus mounted secret files when SECRETS_DIR is set."""
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, plus mounted secret files when SECRETS_DIR is set.
+
+    ``overrides`` (field names, e.g. from command-line flags) win over the environment.
+    """
     import os
 
     secrets = os.environ.get("SECRETS_DIR")
     if secrets:
-        return Settings(_secrets_dir=secrets)  # type: ignore[call-arg]
-    return Settings()
+        return Settings(_secrets_dir=secrets, **overrides)  # type: ignore[call-arg]
+    return Settings(**overrides)

@@ -15,6 +15,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api import __version__
 from api.config import Settings, load_settings
 from api.http.access import log_auth_mode
 from api.http.respond import install_error_handlers
@@ -33,7 +34,7 @@ DESCRIPTION = (
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app exactly as production runs it; nothing is loaded until the lifespan starts."""
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     service = Service(settings)
 
     @asynccontextmanager
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPIOffline(
         title="modelo-ml-api",
-        version="1.0.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         # Metrics are our own Prometheus registry; FastAPI's OpenTelemetry hooks would only cost

@@ -4,7 +4,7 @@ Loads the preprocessor and the model with joblib at startup, builds a DataFrame 
 calls `transform` then `predict_proba` (or `booster.predict` for a raw LightGBM Booster) and
 returns JSON. No validation, no batching, no auth: what a tutorial ships.
 
-    MODEL_DIR=models uvicorn bench.baseline_app:app --workers 1
+    MODEL_DIR=models/demo uvicorn bench.baseline_app:app --workers 1
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Run in the bundle's own environment (the orchestrator does this, pinned to the server's core):
 
-    python -m bench.floors --model-dir models [--records records.json] [--json]
+    python -m bench.floors --model-dir models/demo [--records records.json] [--json]
 
 `--records` is a JSON file `{"one": record, "many": [record, ...]}` (the HTTP run's bodies);
 without it the bundle's example record is used, repeated for the 100-row case.

@@ -71,13 +71,13 @@ class Deployment:
 
 def _requirements(bundle: Path) -> Path:
     own = bundle / "requirements.txt"
-    return own if own.is_file() else ROOT / "models" / "requirements.txt"
+    return own if own.is_file() else ROOT / "models" / "demo" / "requirements.txt"
 
 
 def ensure_env(bundle: Path) -> Path:
     """The MLServer virtualenv for this bundle's library pins, created on first use."""
     requirements = _requirements(bundle)
-    default = (ROOT / "models" / "requirements.txt").read_bytes()
+    default = (ROOT / "models" / "demo" / "requirements.txt").read_bytes()
     digest = hashlib.sha256(requirements.read_bytes() + " ".join(PACKAGES).encode()).hexdigest()[:12]
     env = ROOT / ".venvs" / ("mlserver" if requirements.read_bytes() == default else f"mlserver-{digest}")
     stamp = env / ".bench-stamp"

@@ -1,6 +1,6 @@
 """`make bench`: this service vs the tutorial baseline and MLServer, same machine, same run.
 
-For each bundle (the default one in models/, and the first user's real one when ../shared has it)
+For each bundle (the demo one in models/demo/, and the first user's real one when ../shared has it)
 each server is started pinned to CPU 0, checked to answer the benchmark records with the service's
 probabilities, then loaded by wrk pinned to CPU 1: single-row requests at 1, 16 and 64
 connections and 100-row requests at 4, each after a warm-up. Then the in-process floors run in the
@@ -86,7 +86,8 @@ def _copy_bundle(source: Path, target: Path) -> Path:
 def _bundles(only: str | None, work: Path) -> tuple[list[Bundle], list[str]]:
     bundles, skipped = [], []
     if only in (None, "default"):
-        bundles.append(Bundle("default", _copy_bundle(ROOT / "models", work / "default"), Path(sys.executable)))
+        demo = _copy_bundle(ROOT / "models" / "demo", work / "default")
+        bundles.append(Bundle("default", demo, Path(sys.executable)))
     if only in (None, "real"):
         real = Path(os.environ.get("BENCH_REAL_MODEL", SHARED / "real-model"))
         if real.is_dir():

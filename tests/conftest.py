@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live_server import ROOT, LiveServer, live_server
+from tests.support.live_server import DEMO_BUNDLE, ROOT, LiveServer, live_server
 
 pytest_plugins = ["tests.support.fitted", "tests.support.credentials"]
 
@@ -29,18 +29,19 @@ def require_default_stack() -> None:
     import sklearn
 
     pins = dict(
-        line.split("==", 1) for line in (ROOT / "models" / "requirements.txt").read_text().splitlines() if "==" in line
+        line.split("==", 1) for line in (DEMO_BUNDLE / "requirements.txt").read_text().splitlines() if "==" in line
     )
     if sklearn.__version__ != pins.get("scikit-learn"):
-        pytest.skip(f"the default bundle needs scikit-learn {pins.get('scikit-learn')} (this stack has {sklearn.__version__})")
+        wanted = pins.get("scikit-learn")
+        pytest.skip(f"the default bundle needs scikit-learn {wanted} (this stack has {sklearn.__version__})")
 
 
 @pytest.fixture(scope="session")
 def default_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the committed default bundle."""
+    """A copy of the committed demo bundle (models/demo/)."""
     require_default_stack()
     target = tmp_path_factory.mktemp("default-bundle")
-    for path in (ROOT / "models").iterdir():
+    for path in DEMO_BUNDLE.iterdir():
         if path.is_file():
             shutil.copy2(path, target / path.name)
     return target

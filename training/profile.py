@@ -41,7 +41,7 @@ def write_profile(model_dir: Path, data: Path, version: str | None = None) -> Pa
         accepted.append(record)
     prediction = predict_records(model, accepted, batch=True)
     kinds: dict[str, Literal["numeric", "categorical"]] = {c.name: c.kind for c in model.schema.columns}
-    target = model_dir / f"profile_{model.version}.json"
+    target = model.files.directory / f"profile_{model.version}.json"  # the folder actually served
     save_profile(build_profile(prediction.batch.columns, kinds, prediction.output.scores()), target)
     log.info("profiled %d rows (%d rejected by the schema) into %s", len(accepted), rejected, target)
     return target

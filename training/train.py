@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import platform
+import re
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +38,9 @@ from training.data import (
 
 log = logging.getLogger("training")
 
-# The committed default bundle carries this timestamp so `make train` rebuilds it byte for byte.
+# The committed demo bundle carries this timestamp so `make train-default` rebuilds it byte for byte.
 DEFAULT_VERSION = "20261126_000000"
+DEMO_DIR = Path(__file__).resolve().parent.parent / "models" / "demo"
 THRESHOLD = 0.5
 ML_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "scipy", "pandas", "joblib")
 
@@ -166,12 +169,28 @@ def _json_value(value: Any) -> Any:
     return None if isinstance(value, float) and np.isnan(value) else value
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        epilog="Without --default nothing in models/ is touched: the bundle goes to --out "
+        "(default build/bundle-<version>) with a fresh timestamp.",
+    )
     parser.add_argument("--data", type=Path, help="Telco CSV (default: deterministic synthetic rows)")
-    parser.add_argument("--out", type=Path, default=Path("models"))
-    parser.add_argument("--version", default=DEFAULT_VERSION, help="YYYYMMDD_HHMMSS stamped on the files")
+    parser.add_argument("--out", type=Path, help="output folder (default build/bundle-<version>)")
+    parser.add_argument("--version", help="YYYYMMDD_HHMMSS stamped on the files (default: now, UTC)")
+    parser.add_argument(
+        "--default",
+        action="store_true",
+        help=f"rebuild the committed demo bundle bit for bit: synthetic data, version {DEFAULT_VERSION}, "
+        "written to models/demo/ unless --out says otherwise",
+    )
     args = parser.parse_args(argv)
+    if args.default and (args.data or args.version):
+        parser.error("--default rebuilds the demo bundle from synthetic data with its fixed stamp: no --data/--version")
+    version = DEFAULT_VERSION if args.default else args.version or datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+    if not re.fullmatch(r"\d{8}_\d{6}", version):
+        parser.error(f"--version must be YYYYMMDD_HHMMSS, got {version!r}")
+    out = args.out or (DEMO_DIR if args.default else Path("build") / f"bundle-{version}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.data:
         frame = load_real(args.data)
@@ -179,8 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         frame = synthetic()
         source = {"data": "synthetic (training/data.py, seed 20250717)"}
-    manifest = train_bundle(frame, args.out, args.version, source)
-    log.info("wrote %s", manifest)
+    train_bundle(frame, out, version, source)
+    log.info("wrote bundle %s to %s/ -- serve it with: MODEL_DIR=%s make run", version, out, out)
+    return out
 
 
 if __name__ == "__main__":

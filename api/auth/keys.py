@@ -72,13 +72,13 @@ def _read_key_file(path: Path) -> list[StoredKey]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise AuthConfigError(f"API_KEYS_FILE {path}: {exc.strerror}") from exc
+        raise AuthConfigError(f"API_KEYS_FILE {path.name}: {exc.strerror}") from exc
     keys: list[StoredKey] = []
     for number, line in enumerate(lines, start=1):
         fields = line.split("#", 1)[0].split()
         if not fields:
             continue
-        where = f"API_KEYS_FILE {path} line {number}"
+        where = f"API_KEYS_FILE {path.name} line {number}"
         if len(fields) not in (2, 3) or len(fields[1]) != 64:
             raise AuthConfigError(f"{where}: expected `name sha256-hex [scope+scope]`")
         try:

@@ -37,7 +37,7 @@ def _public_key(path: Path) -> _VerificationKey:
     try:
         pem = path.read_bytes()
     except OSError as exc:
-        raise AuthConfigError(f"JWT_PUBLIC_KEY {path}: {exc.strerror}") from exc
+        raise AuthConfigError(f"JWT_PUBLIC_KEY {path.name}: {exc.strerror}") from exc
     try:
         key: Any = (
             x509.load_pem_x509_certificate(pem).public_key()
@@ -45,14 +45,14 @@ def _public_key(path: Path) -> _VerificationKey:
             else serialization.load_pem_public_key(pem)
         )
     except ValueError as exc:
-        raise AuthConfigError(f"JWT_PUBLIC_KEY {path}: not a PEM public key or certificate") from exc
+        raise AuthConfigError(f"JWT_PUBLIC_KEY {path.name}: not a PEM public key or certificate") from exc
     if isinstance(key, rsa.RSAPublicKey):
         return _VerificationKey(key, _RSA_ALGORITHMS)
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _EC_ALGORITHMS:
         return _VerificationKey(key, (_EC_ALGORITHMS[key.curve.name],))
     if isinstance(key, ed25519.Ed25519PublicKey):
         return _VerificationKey(key, ("EdDSA",))
-    raise AuthConfigError(f"JWT_PUBLIC_KEY {path}: unsupported key type {type(key).__name__}")
+    raise AuthConfigError(f"JWT_PUBLIC_KEY {path.name}: unsupported key type {type(key).__name__}")
 
 
 def _jwks(path: Path) -> list[_VerificationKey]:
@@ -60,7 +60,8 @@ def _jwks(path: Path) -> list[_VerificationKey]:
         document = json.loads(path.read_text(encoding="utf-8"))
         jwk_set = jwt.PyJWKSet.from_dict(document)
     except (OSError, ValueError, jwt.PyJWTError) as exc:
-        raise AuthConfigError(f"JWT_JWKS_FILE {path}: not a usable JWKS ({exc})") from exc
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise AuthConfigError(f"JWT_JWKS_FILE {path.name}: not a usable JWKS ({reason})") from exc
     return [_VerificationKey(k.key, (k.algorithm_name,), k.key_id) for k in jwk_set.keys]
 
 

@@ -54,13 +54,17 @@ def check_compatibility(
     problems = [f for f in findings if f.fatal]
     if problems:
         pins = list(dict.fromkeys(pin for f in problems for pin in f.pins))
-        directories = sorted({str(i.path.parent) for i in inspected})
-        raise IncompatibleArtifactError(" ".join(f.message for f in problems) + " " + _fix(pins, directories))
+        raise IncompatibleArtifactError(" ".join(f.message for f in problems) + " " + _fix(pins))
     return [f.message for f in findings if not f.fatal]
 
 
-def _fix(pins: list[str], directories: list[str]) -> str:
-    where = directories[0] if len(directories) == 1 else "<model dir>"
+def fix_pins(inspections: Iterable[PickleInspection], installed: Mapping[str, str]) -> list[str]:
+    """The requirement pins the fix would name (empty when `installed` can serve these artifacts)."""
+    findings = [f for i in inspections for check in _CHECKS for f in check(i, installed)]
+    return list(dict.fromkeys(pin for f in findings if f.fatal for pin in f.pins))
+
+
+def _fix(pins: list[str]) -> str:
     wanted = " ".join(pins) if pins else "the versions above"
     if {"numpy<2", "numpy>=2"} <= set(pins):
         return (
@@ -68,9 +72,9 @@ def _fix(pins: list[str], directories: list[str]) -> str:
             "re-save them together in one environment."
         )
     return (
-        f"Serve it in a matching environment: put a requirements.txt with {wanted} beside the model "
-        f"and run `MODEL_DIR={where} make run`, or build the image with "
-        f"--build-arg BUNDLE_REQUIREMENTS=<that requirements.txt>."
+        f"Serve it in a matching environment: put a requirements.txt with {wanted} beside the model in "
+        "MODEL_DIR and start it with `make run` (or `docker build`), which builds that environment "
+        "(the service's own libraries are added to it); or install those versions here."
     )
 
 

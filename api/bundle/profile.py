@@ -160,7 +160,8 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProfileError(f"cannot read profile {os.fspath(path)!r}: {exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ProfileError(f"cannot read profile {Path(path).name}: {reason}") from exc
     return parse_profile(document)
 
 

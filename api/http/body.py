@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -31,7 +34,73 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        # Valid JSON can hold a number no float64 holds (1e400): that is bad input (422), not bad JSON.
+        out_of_range = out_of_range_numbers(raw)
+        if out_of_range:
+            first = out_of_range[0]
+            where = f"row {first['row']}, " if "row" in first else ""
+            what = f"field '{first['field']}'" if "field" in first else "body"
+            more = f" (and {len(out_of_range) - 1} more)" if len(out_of_range) > 1 else ""
+            message = f"invalid input at {where}{what}: {first['msg']}{more}"
+            raise InvalidInputError(message, details=out_of_range[:50]) from exc
         raise MalformedRequestError(f"body is not valid JSON (NaN and Infinity are not JSON): {exc}") from exc
+
+
+class _OutOfRange:
+    """A JSON number too large for a float64, as the slow re-parse marks it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _number(text: str) -> object:
+    return _OutOfRange(text) if math.isinf(float(text)) else None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def out_of_range_numbers(raw: bytes) -> list[dict[str, Any]]:
+    """The numbers beyond float64 in a body orjson refused, each with its loc, field and row; [] if none.
+
+    Only called after orjson failed, so the fast path is untouched. The standard library parser
+    takes number hooks; NaN/Infinity stay refused and anything else it rejects stays a 400.
+    """
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_float=_number, parse_int=_number, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return []
+    return [_detail(loc, marker) for loc, marker in _markers(body, ["body"])]
+
+
+def _markers(value: Any, loc: list[Any]) -> Iterator[tuple[list[Any], _OutOfRange]]:
+    if isinstance(value, _OutOfRange):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _markers(item, [*loc, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _markers(item, [*loc, index])
+
+
+def _detail(loc: list[Any], marker: _OutOfRange) -> dict[str, Any]:
+    text = marker.text if len(marker.text) <= 24 else f"{marker.text[:20]}…({len(marker.text)} characters)"
+    detail: dict[str, Any] = {
+        "loc": loc,
+        "msg": f"number {text} is outside the float64 range (largest ±1.7976931348623157e308)",
+        "type": "out_of_range",
+    }
+    fields = [part for part in loc[1:] if isinstance(part, str)]
+    rows = [part for part in loc if isinstance(part, int)]
+    if fields:
+        detail["field"] = fields[-1]
+    if rows:
+        detail["row"] = rows[0]
+    return detail
 
 
 def split_records(body: Any, *, max_batch: int, batch_key: str = "instances") -> tuple[list[Any], bool]:

@@ -57,7 +57,9 @@ class LoadedModel:
         predictor = self.predictor
         return {
             "model_version": self.version,
-            "model_dir": str(self.files.directory),
+            # No path in an answer: which bundle and why, by file name only.
+            "demo": self.files.demo,
+            "chosen_because": self.files.reason,
             "files": [a.to_dict() for a in self.artifacts],
             "task": predictor.task,
             "model_type": f"{type(predictor.model).__module__}.{type(predictor.model).__qualname__}",

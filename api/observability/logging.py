@@ -1,6 +1,8 @@
 """JSON logs on stdout with ECS field names, for structlog, stdlib and uvicorn alike.
 
 Every line is one JSON object rendered by orjson (newlines, quotes and tracebacks escaped).
+``LOG_FORMAT=console`` renders the same events as short human lines instead (the default on a
+terminal); a stdlib call's ``extra={...}`` fields appear in both, under ECS names or ``labels.*``.
 The per-request fields live in a context variable that holds one mutable dict per request,
 so fields added in a threadpool dependency (which runs in a copied context) still reach the
 access line the middleware writes at the end.
@@ -16,7 +18,7 @@ import traceback
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
 import structlog
@@ -46,6 +48,10 @@ _SECRET_HINTS: Final = (
     "cookie",
 )
 _ORJSON_OPTS: Final = orjson.OPT_NON_STR_KEYS
+# What every LogRecord carries; anything else on a record came from `extra=`. uvicorn adds
+# `color_message` (its message with ANSI colours), which says nothing new.
+_RECORD_FIELDS: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message", "taskName"}
+LogFormat = Literal["json", "console"]
 
 _request_fields: ContextVar[dict[str, object] | None] = ContextVar("modelo_request", default=None)
 
@@ -110,6 +116,16 @@ def log_request(*, method: str, path: str, status_code: int, duration_ns: int, *
 
 
 # --- processors ----------------------------------------------------------------------
+def _stdlib_extra(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """A stdlib record's `extra=` fields, under their ECS names (or `labels.<name>`)."""
+    record = event.get("_record")
+    if record is not None:
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                event.setdefault(_ecs_key(key), value)
+    return event
+
+
 def _merge_request(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     context = _request_fields.get()
     if context:
@@ -179,8 +195,39 @@ def _dumps(event: Mapping[str, object], **_: Any) -> str:
         return orjson.dumps(safe).decode()
 
 
+_CONSOLE_DROP: Final = ("@timestamp", "log.level", "message", "ecs.version", "service.name", "log.logger")
+_COLOURS: Final = {"debug": "\x1b[2m", "info": "\x1b[32m", "warning": "\x1b[33m", "error": "\x1b[31m",
+                   "critical": "\x1b[1;31m"}
+
+
+def _console_line(_: WrappedLogger, __: str, event: EventDict) -> str:
+    """`12:04:05 INFO    model ready  model_version=… load_seconds=…` (+ the traceback, if any)."""
+    level = str(event.get("log.level", "info"))
+    stack = event.pop("error.stack_trace", None)
+    fields = "  ".join(
+        f"{key.removeprefix('labels.')}={value if isinstance(value, str) else _dumps_value(value)}"
+        for key, value in event.items()
+        if key not in _CONSOLE_DROP
+    )
+    tag = f"{level.upper():<8}"
+    if sys.stdout.isatty():
+        tag = f"{_COLOURS.get(level, '')}{tag}\x1b[0m"
+    line = f"{str(event.get('@timestamp', ''))[11:19]} {tag}{event.get('message', '')}"
+    line += f"  {fields}" if fields else ""
+    return f"{line}\n{stack.rstrip()}" if isinstance(stack, str) else line
+
+
+def _dumps_value(value: object) -> str:
+    try:
+        return orjson.dumps(value, default=repr, option=_ORJSON_OPTS).decode()
+    except TypeError:
+        return repr(value)
+
+
 class JsonFormatter(structlog.stdlib.ProcessorFormatter):
     """The one formatter: any record (structlog or stdlib) to one ECS JSON line."""
+
+    renderer: Any = structlog.processors.JSONRenderer(serializer=_dumps)
 
     def __init__(self, **_ignored: object) -> None:
         # `_ignored` swallows uvicorn's `use_colors`, which it injects into its formatters.
@@ -189,10 +236,16 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
                 structlog.contextvars.merge_contextvars,
                 _merge_request,
                 _to_ecs,
-                structlog.processors.JSONRenderer(serializer=_dumps),
+                self.renderer,
             ],
-            foreign_pre_chain=[],
+            foreign_pre_chain=[_stdlib_extra],
         )
+
+
+class ConsoleFormatter(JsonFormatter):
+    """The same events as short human lines (LOG_FORMAT=console; the default on a terminal)."""
+
+    renderer = staticmethod(_console_line)
 
 
 # --- configuration -------------------------------------------------------------------
@@ -203,13 +256,24 @@ def _level_name(level: str) -> str:
     return name
 
 
-def uvicorn_log_config(level: str) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` dict: root and uvicorn loggers as JSON on stdout.
+def choose_format(requested: str | None) -> LogFormat:
+    """`json` or `console`; unset (or `auto`) means console on a terminal, JSON everywhere else."""
+    value = (requested or "auto").strip().lower()
+    if value == "auto":
+        return "console" if sys.stdout.isatty() else "json"
+    if value not in ("json", "console"):
+        raise ValueError(f"unknown log format {requested!r}: use json or console")
+    return "console" if value == "console" else "json"
+
+
+def uvicorn_log_config(level: str, fmt: str | None = "json") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` dict: root and uvicorn loggers as JSON (or console lines) on stdout.
 
     uvicorn's access logger is silenced: the app writes one access line per request.
     """
     name = _level_name(level)
-    formatter = {"()": f"{__name__}.JsonFormatter"}
+    kind = "ConsoleFormatter" if choose_format(fmt) == "console" else "JsonFormatter"
+    formatter = {"()": f"{__name__}.{kind}"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -239,15 +303,15 @@ def _utf8_stdout() -> None:
         reconfigure(encoding="utf-8")
 
 
-_configured: list[str] = []  # the level last configured: configuring again with it is a no-op
+_configured: list[tuple[str, str | None]] = []  # the last (level, format): configuring again is a no-op
 
 
-def configure_logging(level: str) -> None:
-    """Send structlog, the stdlib root and uvicorn's loggers to stdout as ECS JSON lines."""
-    config = uvicorn_log_config(level)
-    if _configured == [level]:
+def configure_logging(level: str, fmt: str | None = "json") -> None:
+    """Send structlog, the stdlib root and uvicorn's loggers to stdout as ECS JSON (or console) lines."""
+    config = uvicorn_log_config(level, fmt)
+    if _configured == [(level, fmt)]:
         return
-    _configured[:] = [level]
+    _configured[:] = [(level, fmt)]
     _utf8_stdout()
     structlog.configure(
         processors=[

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+# The committed demo bundle (synthetic data): served only when MODEL_DIR holds no model of its own.
+DEMO_BUNDLE = ROOT / "models" / "demo"
 
 
 def free_port() -> int:

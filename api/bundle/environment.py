@@ -1,0 +1,275 @@
+"""The libraries a bundle's serving environment needs, with versions that work together.
+
+An environment always holds (1) the service's own stack (requirements-service.txt), (2) the
+bundle's own pins (its requirements.txt; for bare .pkl files, the pins the version check would
+suggest), (3) the ML libraries the serving core imports (numpy, scipy, pandas, scikit-learn) and
+(4) the libraries the pickles reference (LightGBM, XGBoost), read statically from their opcodes.
+Whatever the bundle does not pin is completed with known-good versions of its numpy generation
+(the first user's scikit-learn 1.1.3 / numpy 1.26 stack, or the default numpy 2 stack), so
+"scikit-learn==1.1.3 numpy<2" and the user's full requirements.txt give the same environment.
+
+Used by scripts/ensure_env.py (`make run`, `make test`) and by the Dockerfile's build stage:
+    python -m api.bundle.environment MODEL_DIR [--requirements FILE]   a JSON plan (--lines: pip's input)
+    python -m api.bundle.environment MODEL_DIR --check                 import what serving needs, here
+Only the standard library is imported at the top, so --check can name whatever module is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(\[[^\]]*\])?\s*([^;#]*)")
+_SPEC = re.compile(r"(===|==|!=|~=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.*+!-]*)")
+# Module names in pickles → the distribution that provides them (the pinned name wins if present).
+_PROVIDERS = {"sklearn": "scikit-learn", "lightgbm": "lightgbm", "xgboost": "xgboost"}
+_ALIASES = {"xgboost-cpu": "xgboost", "sklearn": "scikit-learn"}
+# What the serving core imports besides requirements-service.txt (api/model, api/bundle, api/monitoring).
+CORE = ("numpy", "scipy", "pandas", "scikit-learn")
+IMPORT_NAMES = {"scikit-learn": "sklearn", "xgboost-cpu": "xgboost"}
+CORE_IMPORTS = ("numpy", "scipy", "pandas", "sklearn", "joblib", "orjson")
+# Known-good versions for bundles of the numpy 1.x generation (Python 3.11 wheels, numpy 1.26):
+# the first user's scikit-learn 1.1.3 stack; LightGBM 3.3.5 for model format v3, 4.5.0 for v4.
+NUMPY1 = {
+    "numpy": "1.26.4",
+    "scipy": "1.11.4",
+    "pandas": "2.1.4",
+    "scikit-learn": "1.3.2",
+    "lightgbm": "4.5.0",
+    "xgboost": "2.0.3",
+}
+LIGHTGBM_V3 = "3.3.5"
+# First scikit-learn release built for numpy 2: older ones need numpy < 2.
+SKLEARN_NUMPY2 = (1, 4, 2)
+
+
+@dataclass
+class Plan:
+    """What to install for one bundle, and why."""
+
+    requirements: list[str]
+    imports: list[str]
+    stack: str  # "default" (requirements.txt as it is) or "bundle"
+    model_file: str
+    demo: bool
+    reason: str
+    notes: list[str] = field(default_factory=list)
+
+
+def canonical(name: str) -> str:
+    """PEP 503 name, with our aliases (xgboost-cpu provides xgboost)."""
+    normal = re.sub(r"[-_.]+", "-", name).lower()
+    return _ALIASES.get(normal, normal)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text.split("+")[0])[:3]) or (0,)
+
+
+def allows(spec: str, version: str) -> bool:
+    """Whether a specifier string such as "<2", "==1.26.*", ">=1.23,<2" admits a plain release version."""
+    have = _version(version)
+    for op, wanted in _SPEC.findall(spec):
+        if wanted.endswith(".*"):
+            prefix = _version(wanted[:-2])
+            same = have[: len(prefix)] == prefix
+            if (op == "==" and not same) or (op == "!=" and same):
+                return False
+            continue
+        want = _version(wanted)
+        width = max(len(have), len(want))
+        a, b = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
+        ok = {
+            "==": a == b, "===": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,
+            "~=": a >= b and a[: max(len(want) - 1, 1)] == b[: max(len(want) - 1, 1)],
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def read_requirements(path: Path) -> list[str]:
+    """Requirement lines of a file (comments and blank lines dropped, `-r` includes followed)."""
+    lines: list[str] = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(("-r ", "--requirement ")):
+            lines.extend(read_requirements(path.parent / line.split(maxsplit=1)[1]))
+        else:
+            lines.append(line)
+    return lines
+
+
+def _named(lines: list[str]) -> dict[str, tuple[str, str]]:
+    """canonical name → (line, specifier) for the requirement lines that name a package."""
+    named: dict[str, tuple[str, str]] = {}
+    for line in lines:
+        match = _REQUIREMENT.match(line)
+        if match and not line.startswith("-"):
+            named[canonical(match[1])] = (line, match[3].strip())
+    return named
+
+
+def _exact(spec: str) -> str | None:
+    match = re.fullmatch(r"===?\s*([0-9][0-9A-Za-z.+!-]*)", spec.strip())
+    return match[1] if match else None
+
+
+def _numpy_generation(pins: dict[str, tuple[str, str]], recorded_sklearn: str | None) -> int:
+    """1 when the pins (or the recorded scikit-learn) rule out numpy 2, else 2."""
+    if "numpy" in pins:
+        return 2 if allows(pins["numpy"][1], "2.0.0") else 1
+    sklearn = _exact(pins["scikit-learn"][1]) if "scikit-learn" in pins else recorded_sklearn
+    return 1 if sklearn is not None and _version(sklearn) < SKLEARN_NUMPY2 else 2
+
+
+def _default_versions(default: dict[str, str]) -> dict[str, str]:
+    """The default stack as check_compatibility's `installed` mapping (module name → version)."""
+    modules = {"scikit-learn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "numpy": "numpy",
+               "scipy": "scipy", "pandas": "pandas", "joblib": "joblib"}
+    versions = {modules[n]: _exact(spec) or "" for n, spec in default.items() if n in modules}
+    versions["python"] = ".".join(map(str, sys.version_info[:3]))
+    return versions
+
+
+def plan_environment(
+    model_dir: Path,
+    *,
+    version: str | None = None,
+    requirements: Path | None = None,
+    service_file: Path = ROOT / "requirements-service.txt",
+    default_file: Path = ROOT / "requirements.txt",
+) -> Plan:
+    """The requirement lines for the bundle MODEL_DIR serves (the same choice the service makes)."""
+    from api.bundle.compat import fix_pins
+    from api.bundle.files import resolve_bundle
+    from api.bundle.pickle_scan import inspect_pickle
+
+    files = resolve_bundle(model_dir, version)
+    inspections = [inspect_pickle(path) for path in files.artifacts]
+    service_lines = read_requirements(service_file)
+    service = _named(service_lines)
+    default_lines = read_requirements(default_file)
+    default = {n: spec for n, (_, spec) in _named(default_lines).items() if n not in service}
+    referenced = sorted({_PROVIDERS[top] for i in inspections for m, _ in i.globals
+                         if (top := m.split(".", 1)[0]) in _PROVIDERS})
+    imports = list(dict.fromkeys(IMPORT_NAMES.get(n, n) for n in (*CORE, *referenced)))
+
+    def plan(stack: str, lines: list[str], notes: list[str]) -> Plan:
+        return Plan(lines, imports, stack, files.model.name, files.demo, files.reason, notes)
+
+    source = requirements or files.requirements
+    if source is not None:
+        own = read_requirements(source)
+        notes = [f"pins from {source.name}: {' '.join(own) or 'none'}"]
+    else:
+        own = fix_pins(inspections, _default_versions(default))
+        if not own:
+            return plan("default", default_lines, ["no requirements.txt beside the model; the default stack serves it"])
+        notes = [f"no requirements.txt beside the model; its pickles need {' '.join(own)}"]
+    options = [line for line in own if line.startswith("-")]
+    named = _named(own)
+    pins = {n: v for n, v in named.items() if n not in service}
+    notes += [f"{n}: the service's own {service[n][0]} is used, not {named[n][0]}"
+              for n in sorted(set(named) & set(service)) if named[n][1].replace(" ", "") != service[n][1]]
+    if not options and all(default.get(n) == spec.replace(" ", "") for n, (_, spec) in pins.items()):
+        return plan("default", default_lines, [*notes, "these are the default stack's versions"])
+
+    recorded = max((v for i in inspections for v in i.sklearn_versions), key=_version, default=None)
+    generation = _numpy_generation(pins, recorded)
+    known = dict(NUMPY1) if generation == 1 else {n: _exact(spec) or "" for n, spec in default.items()}
+    if generation == 1 and {i.lightgbm_model_format for i in inspections} - {None} == {"v3"}:
+        known["lightgbm"] = LIGHTGBM_V3
+    if recorded is not None:
+        known["scikit-learn"] = recorded
+    xgboost = next((i.xgboost_version for i in inspections if i.xgboost_version), None)
+    if xgboost is not None:
+        known["xgboost"] = xgboost
+    chosen = {n: line for n, (line, _) in pins.items()}
+    added: list[str] = []
+    for name in (*CORE, *referenced):
+        wanted = known.get(name)
+        if not wanted:
+            continue
+        if name not in pins:
+            distribution = "xgboost-cpu" if name == "xgboost" and generation == 2 else name
+            chosen[name] = f"{distribution}=={wanted}"
+        elif _exact(pins[name][1]) is None and allows(pins[name][1], wanted):
+            # A range the known-good version satisfies: pin it, so equal stacks share one environment.
+            chosen[name] = f"{name}=={wanted}"
+        else:
+            continue
+        added.append(chosen[name])
+    if added:
+        notes.append(f"completed with known-good versions for numpy {generation}.x: {' '.join(added)}")
+    ml = sorted((_normal_line(line) for line in chosen.values()), key=str.lower)
+    return plan("bundle", [*service_lines, *ml, *options], notes)
+
+
+def _normal_line(line: str) -> str:
+    """`Scikit_Learn == 1.1.3` → `scikit-learn==1.1.3`, so equal pins hash equally."""
+    match = _REQUIREMENT.match(line)
+    if match is None or line.startswith("-"):
+        return line
+    name = re.sub(r"[-_.]+", "-", match[1]).lower()
+    return f"{name}{match[2] or ''}{match[3].replace(' ', '')}"
+
+
+def check_imports(modules: list[str]) -> str | None:
+    """Import each module here; the first failure as a sentence naming it, or None."""
+    for name in [*CORE_IMPORTS, *modules, "api.main"]:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # ModuleNotFoundError, or a binary built for another numpy
+            return f"`import {name}` fails: {type(exc).__name__}: {exc}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--requirements", type=Path, help="the bundle's pins (default: its requirements.txt)")
+    parser.add_argument("--service", type=Path, default=ROOT / "requirements-service.txt")
+    parser.add_argument("--default", type=Path, default=ROOT / "requirements.txt")
+    parser.add_argument("--lines", action="store_true", help="print the requirement lines only")
+    parser.add_argument("--check", action="store_true", help="import what serving this bundle needs, here")
+    args = parser.parse_args(argv)
+    failure = check_imports([]) if args.check else None  # the core first: planning itself needs numpy
+    if failure is not None:
+        sys.stderr.write(f"this environment cannot serve: {failure}\n")
+        return 1
+    from api.errors import ArtifactError
+
+    try:
+        plan = plan_environment(
+            args.model_dir,
+            version=os.environ.get("MODEL_VERSION") or None,
+            requirements=args.requirements,
+            service_file=args.service,
+            default_file=args.default,
+        )
+    except ArtifactError as exc:
+        sys.stderr.write(f"cannot prepare an environment: {exc.message}\n")
+        return 1
+    if args.check:
+        failure = check_imports(plan.imports)
+        if failure is not None:
+            sys.stderr.write(f"this environment cannot serve {plan.model_file}: {failure}\n")
+            return 1
+        sys.stdout.write(f"imports ok: {' '.join(plan.imports)} api.main\n")
+        return 0
+    sys.stdout.write("\n".join(plan.requirements) + "\n" if args.lines else json.dumps(asdict(plan)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
