@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import pickle
 import re
@@ -15,7 +16,7 @@ from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
 from api.bundle import allowlist
 from api.bundle.pickle_scan import PickleInspection, inspect_stream, unwrap
-from api.errors import ArtifactError, UnsafeArtifactError
+from api.errors import ArtifactError, IncompatibleArtifactError, UnsafeArtifactError
 
 # joblib < 1.6 reads object arrays with a bare pickle.load, which bypasses find_class.
 MIN_JOBLIB = (1, 6)
@@ -66,6 +67,14 @@ def check_artifact(path: Path, *, expected_sha256: str | None = None) -> Checked
     refused = allowlist.refused(inspection.globals)
     if refused:
         names = ", ".join(f"{module}.{name}" for module, name in refused)
+        packages = {module.split(".", 1)[0] for module, _ in refused}
+        absent = sorted(p for p in packages if importlib.util.find_spec(p) is None)
+        if absent:
+            # Not refused as unsafe: it cannot be checked here, because its library is missing.
+            raise IncompatibleArtifactError(
+                f"{path.name} references {names}, but {', '.join(absent)} is not installed in this environment; "
+                "`make run` (or the image build) installs what a bundle's pickles reference, or install it here"
+            )
         raise UnsafeArtifactError(
             f"{path.name} references globals outside the allowlist: {names}; refusing to unpickle it"
         )

@@ -204,11 +204,8 @@ def _console_line(_: WrappedLogger, __: str, event: EventDict) -> str:
     """`12:04:05 INFO    model ready  model_version=… load_seconds=…` (+ the traceback, if any)."""
     level = str(event.get("log.level", "info"))
     stack = event.pop("error.stack_trace", None)
-    fields = "  ".join(
-        f"{key.removeprefix('labels.')}={value if isinstance(value, str) else _dumps_value(value)}"
-        for key, value in event.items()
-        if key not in _CONSOLE_DROP
-    )
+    fields = "  ".join(f"{key.removeprefix('labels.')}={_console_value(value)}" for key, value in event.items()
+                       if key not in _CONSOLE_DROP)
     tag = f"{level.upper():<8}"
     if sys.stdout.isatty():
         tag = f"{_COLOURS.get(level, '')}{tag}\x1b[0m"
@@ -217,7 +214,10 @@ def _console_line(_: WrappedLogger, __: str, event: EventDict) -> str:
     return f"{line}\n{stack.rstrip()}" if isinstance(stack, str) else line
 
 
-def _dumps_value(value: object) -> str:
+def _console_value(value: object) -> str:
+    """Plain text as it is; anything else (or text with newlines/control characters) as JSON, on one line."""
+    if isinstance(value, str) and value.isprintable():
+        return value
     try:
         return orjson.dumps(value, default=repr, option=_ORJSON_OPTS).decode()
     except TypeError:

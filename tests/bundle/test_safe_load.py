@@ -429,3 +429,15 @@ def test_allowlist(module: str, name: str, allowed: bool) -> None:
 
     assert allowlist.is_allowed(module, name) is allowed
     assert "antigravity" not in sys.modules  # names outside the ML stack are refused before any import
+
+
+def test_a_library_that_is_not_installed_is_named_as_missing(tmp_path: Path) -> None:
+    """A global from a package this environment lacks is still refused, and the message says what is missing."""
+    path = tmp_path / "model_20260101_000000.pkl"
+    # GLOBAL 'catboost.core CatBoostClassifier', EMPTY_TUPLE, REDUCE, STOP: never run, only scanned.
+    path.write_bytes(b"\x80\x04ccatboost.core\nCatBoostClassifier\n)R.")
+    with pytest.raises(ArtifactError) as refused:
+        load_artifact(path)
+    assert not isinstance(refused.value, UnsafeArtifactError)
+    assert "catboost is not installed in this environment" in refused.value.message
+    assert "catboost.core.CatBoostClassifier" in refused.value.message

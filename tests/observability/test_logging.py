@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent(
         add_request_fields, bind_request, clear_request, configure_logging, get_logger, log_request,
     )
 
-    configure_logging(os.environ["LOG_LEVEL"])
+    configure_logging(os.environ["LOG_LEVEL"], os.environ.get("LOG_FORMAT", "json"))
     log = get_logger("modelo.test")
     tricky = TRICKY
     log.debug("debug line")
@@ -34,6 +34,10 @@ SCRIPT = textwrap.dedent(
     logging.getLogger("uvicorn").warning("uvicorn parent %s", "logger")
     logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /health HTTP/1.1" 200')
     logging.getLogger("some.library").info("stdlib %s", tricky)
+    logging.getLogger("api.model.loader").warning(
+        "compiled preprocessing not used", extra={"reason": tricky, "model_version": "20250717_214252",
+                                                  "load_seconds": 0.25, "api_key": "k-789", "candidates": ["a.pkl"]}
+    )
     bind_request("req-abc-123", method="POST", path="/predict")
     add_request_fields(user="alice", model_version="20240101_000000")
     try:
@@ -146,6 +150,35 @@ def test_warnings_and_unserialisable_values(records: list[dict[str, Any]]) -> No
     odd = by_message(records, "odd values")
     assert odd["huge"] == str(2**80)
     assert odd["surrogate"] == "\\ud800"
+
+
+def test_stdlib_extra_fields_reach_the_line(records: list[dict[str, Any]]) -> None:
+    """`log.warning(msg, extra={...})`: every field in the JSON line, under ECS names or labels.*, secrets redacted."""
+    record = by_message(records, "compiled preprocessing not used")
+    assert record["labels.reason"] == TRICKY
+    assert record["labels.model_version"] == "20250717_214252"
+    assert record["labels.load_seconds"] == 0.25
+    assert record["labels.candidates"] == ["a.pkl"]
+    assert record["labels.api_key"] == "[REDACTED]"
+    assert "k-789" not in json.dumps(records)
+    assert not [r for r in records if any("color_message" in key for key in r)]
+
+
+def test_console_format_is_human_and_keeps_the_fields() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "info", "LOG_FORMAT": "console"},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    text = result.stdout.decode()
+    (line,) = [ln for ln in text.splitlines() if "compiled preprocessing not used" in ln]
+    assert " WARNING " in line and "model_version=20250717_214252" in line and "load_seconds=0.25" in line
+    assert "api_key=[REDACTED]" in line and "k-789" not in text
+    assert "Traceback (most recent call last)" in text  # exceptions keep their traceback, on their own lines
+    assert not [ln for ln in text.splitlines() if ln.startswith("{")]
 
 
 def test_log_level_honoured() -> None:
