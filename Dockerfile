@@ -44,8 +44,6 @@ RUN PYTHONPATH=/src/app /opt/inspect/bin/python -m api.bundle.environment /src/a
  && python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir -r environment.txt \
  && /opt/venv/bin/pip check \
- && PYTHONPATH=/src/app /opt/venv/bin/python -m api.bundle.environment /src/app/models --check \
-        --service requirements-service.txt --default requirements.txt \
  && find /opt/venv/lib -type d -path '*/site-packages/*' -name tests -prune -exec rm -rf {} +
 # (the libraries' own test suites: ~110 MB the service never imports)
 
@@ -82,6 +80,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     MODEL_DIR=/app/models \
     LOG_FORMAT=json
+
+# Import what serving this bundle needs (the service, numpy/scipy/pandas/scikit-learn, what the
+# pickles reference), here where libgomp is: a bad combination fails the build, not the start.
+RUN ["python", "-m", "api.bundle.environment", "/app/models", "--check"]
 
 USER 10001:10001
 EXPOSE 8000

@@ -50,8 +50,10 @@ profile: venv  ## Write a drift profile into MODEL_DIR from the training CSV DAT
 bench: venv  ## Benchmarks: this service vs the tutorial baseline and MLServer, same run
 	$(BIN)/python -m bench.run
 
-image-test:  ## Build the hardened image with podman and check it over HTTP
+image-test:  ## Build the hardened image with podman and check it over HTTP; then the seed's flow (real files copied into models/)
 	bash scripts/image-test.sh
+	@if [ -d "$(SHARED)/real-model" ]; then USER_FILES="$(SHARED)/real-model" bash scripts/image-test.sh; \
+	else echo "SKIP the user-files image test: $(SHARED)/real-model is absent"; fi
 
 lint-container:  ## hadolint + checkov on the Dockerfile
 	bash scripts/lint-container.sh

@@ -9,9 +9,14 @@
 # removed. Prints one PASS/FAIL line per check and exits non-zero on any failure.
 #
 # Environment:
-#   BUNDLE=<dir>         build and test with this bundle instead of models/; its own
-#                        requirements.txt (ML pins) replaces the default ML stack
-#   IMAGE=<name:tag>     image tag (default modelo-ml-api:test, or modelo-ml-api:test-bundle)
+#   BUNDLE=<dir>         build and test with this bundle instead of models/ (--build-arg MODEL_DIR,
+#                        and BUNDLE_REQUIREMENTS when it carries a requirements.txt)
+#   USER_FILES=<dir>     the seed's update flow instead: copy <dir>'s model_*.pkl and preprocessor_*.pkl
+#                        (plus its requirements.txt when WITH_REQUIREMENTS=1) into a copy of models/,
+#                        demo included, and build with no build argument at all (`docker build -t x .`);
+#                        checks the newest of those models is served, not the demo, in the versions its
+#                        pickles record, and runs it with LOG_LEVEL=warning (lower case)
+#   IMAGE=<name:tag>     image tag (default modelo-ml-api:test, -bundle or -userfiles)
 #   SKIP_BUILD=1         test an already built IMAGE
 #   READY_TIMEOUT=<s>    how long /ready may take to answer 200 (default 180)
 #   CONTAINERS_CONF      podman configuration (default deploy/podman/containers.conf)
@@ -21,7 +26,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/deploy/podman/containers.conf}"
 
 BUNDLE="${BUNDLE:-}"
-IMAGE="${IMAGE:-modelo-ml-api:test${BUNDLE:+-bundle}}"
+USER_FILES="${USER_FILES:-}"
+IMAGE="${IMAGE:-modelo-ml-api:test${BUNDLE:+-bundle}${USER_FILES:+-userfiles}}"
 READY_TIMEOUT="${READY_TIMEOUT:-180}"
 HOST_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
 
@@ -66,7 +72,26 @@ staged=""
 cleanup_staged() { [[ -n "$staged" ]] && rm -rf "$staged"; return 0; }
 trap cleanup_staged EXIT
 
-if [[ -n "$BUNDLE" ]]; then
+expected_version=""
+run_env=()
+if [[ -n "$USER_FILES" ]]; then
+    [[ -d "$USER_FILES" ]] || { log "USER_FILES=$USER_FILES is not a directory"; exit 2; }
+    # The repository as a user has it, with their files copied into models/ as the seed says.
+    staged="$(mktemp -d "${TMPDIR:-/var/tmp}/modelo-image-ctx.XXXXXX")"
+    cp "$ROOT/Dockerfile" "$ROOT/.dockerignore" "$ROOT"/requirements*.txt "$staged/"
+    cp -r "$ROOT/api" "$staged/api"
+    mkdir "$staged/models"
+    cp "$ROOT/models/README.md" "$staged/models/"
+    cp -r "$ROOT/models/demo" "$staged/models/demo"
+    cp "$USER_FILES"/model_*.pkl "$staged/models/"
+    cp "$USER_FILES"/preprocessor_*.pkl "$staged/models/" 2>/dev/null || true
+    [[ "${WITH_REQUIREMENTS:-0}" == 1 && -f "$USER_FILES/requirements.txt" ]] && cp "$USER_FILES/requirements.txt" "$staged/models/"
+    chmod -R u+w "$staged"
+    context="$staged"
+    expected_version="$(cd "$staged/models" && ls model_*.pkl | sed -E 's/^model_([0-9]{8}_[0-9]{6})\..*/\1/' | sort | tail -1)"
+    run_env=(-e LOG_LEVEL=warning)
+    log "user files from $USER_FILES copied into models/ (demo kept); expecting model $expected_version, no build args"
+elif [[ -n "$BUNDLE" ]]; then
     [[ -d "$BUNDLE" ]] || { log "BUNDLE=$BUNDLE is not a directory"; exit 2; }
     # A bundle outside the repo: build from a staged context holding only what the image needs.
     staged="$(mktemp -d "${TMPDIR:-/var/tmp}/modelo-image-ctx.XXXXXX")"
@@ -129,7 +154,7 @@ trap finish EXIT
 # The key reaches podman through its environment (`-e NAME` without a value), not argv.
 API_KEYS="ci:$api_key" podman run -d --name "$ctr" \
     --read-only --cap-drop=ALL --security-opt no-new-privileges \
-    -p "127.0.0.1:$port:8000" -e API_KEYS "$IMAGE" >/dev/null 2>"$workdir/run.err" || {
+    -p "127.0.0.1:$port:8000" -e API_KEYS "${run_env[@]}" "$IMAGE" >/dev/null 2>"$workdir/run.err" || {
     cat "$workdir/run.err" >&2
     exit 1
 }
@@ -177,6 +202,31 @@ fi
 # A valid record: GET /model's input_schema.example, else the bundle manifest's `example`.
 record=""
 code="$(http GET /model -H "X-API-Key: $api_key")"
+if [[ -n "$expected_version" ]]; then
+    cp "$workdir/body" "$workdir/model.json"
+    served="$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["model_version"], d["demo"])' "$workdir/model.json" 2>/dev/null || echo "unreadable ($code)")"
+    if [[ "$served" == "$expected_version False" ]]; then
+        pass "serves the user's model $expected_version copied into models/, not the demo"
+    else
+        fail "serves the user's model $expected_version copied into models/, not the demo" "GET /model: $served"
+    fi
+    versions="$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+recorded = {v for f in d["files"] for v in [f["recorded_versions"].get("sklearn")] if v}
+print(" ".join(sorted(recorded)), "|", d["installed_versions"].get("sklearn"))' "$workdir/model.json" 2>/dev/null || echo "unreadable")"
+    if [[ -n "${versions%%|*}" && "${versions%% |*}" == "${versions##*| }" ]]; then
+        pass "scikit-learn in the image is the version the pickles record (${versions##*| })"
+    else
+        fail "scikit-learn in the image is the version the pickles record" "recorded | installed: $versions"
+    fi
+    info_lines="$(podman logs "$ctr" 2>&1 | grep -c '"log.level":"info"' || true)"
+    if [[ "$info_lines" == 0 ]]; then
+        pass "LOG_LEVEL=warning (lower case) accepted: ready, no info lines"
+    else
+        fail "LOG_LEVEL=warning (lower case) accepted: ready, no info lines" "$info_lines info lines"
+    fi
+fi
 if [[ "$code" == 200 ]]; then
     record="$(python3 -c 'import json, sys; ex = json.load(open(sys.argv[1]))["input_schema"]["example"]; print(json.dumps(ex))' "$workdir/body" 2>/dev/null || true)"
 fi
@@ -243,7 +293,8 @@ fi
 # The ML pins the image was built for are what is installed (bundle pins in BUNDLE mode).
 pins_file="$ROOT/requirements.txt"
 [[ -n "$BUNDLE" && -f "$BUNDLE/requirements.txt" ]] && pins_file="$BUNDLE/requirements.txt"
-if running; then
+[[ -n "$USER_FILES" ]] && pins_file="$USER_FILES/requirements.txt"  # the image planned the rest itself
+if running && [[ -f "$pins_file" ]]; then
     mismatches="$(sed -E 's/[[:space:]]*#.*//' "$pins_file" | grep -E '^[A-Za-z0-9_.-]+==' \
         | podman exec -i "$ctr" python -c '
 import sys

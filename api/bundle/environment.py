@@ -24,6 +24,10 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from api.bundle.pickle_scan import PickleInspection
 
 ROOT = Path(__file__).resolve().parents[2]
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(\[[^\]]*\])?\s*([^;#]*)")
@@ -141,6 +145,21 @@ def _default_versions(default: dict[str, str]) -> dict[str, str]:
     return versions
 
 
+def needed_imports(model_dir: Path, version: str | None = None) -> list[str]:
+    """What serving this bundle imports: the core libraries and those its pickles reference."""
+    from api.bundle.files import resolve_bundle
+    from api.bundle.pickle_scan import inspect_pickle
+
+    inspections = [inspect_pickle(path) for path in resolve_bundle(model_dir, version).artifacts]
+    return list(dict.fromkeys(IMPORT_NAMES.get(n, n) for n in (*CORE, *_referenced(inspections))))
+
+
+def _referenced(inspections: list[PickleInspection]) -> list[str]:
+    """Distributions the pickles name a global of (LightGBM, XGBoost, scikit-learn)."""
+    tops = {module.split(".", 1)[0] for inspection in inspections for module, _ in inspection.globals}
+    return sorted(_PROVIDERS[top] for top in tops if top in _PROVIDERS)
+
+
 def plan_environment(
     model_dir: Path,
     *,
@@ -160,8 +179,7 @@ def plan_environment(
     service = _named(service_lines)
     default_lines = read_requirements(default_file)
     default = {n: spec for n, (_, spec) in _named(default_lines).items() if n not in service}
-    referenced = sorted({_PROVIDERS[top] for i in inspections for m, _ in i.globals
-                         if (top := m.split(".", 1)[0]) in _PROVIDERS})
+    referenced = _referenced(inspections)
     imports = list(dict.fromkeys(IMPORT_NAMES.get(n, n) for n in (*CORE, *referenced)))
 
     def plan(stack: str, lines: list[str], notes: list[str]) -> Plan:
@@ -229,7 +247,7 @@ def check_imports(modules: list[str]) -> str | None:
     for name in [*CORE_IMPORTS, *modules, "api.main"]:
         try:
             importlib.import_module(name)
-        except ImportError as exc:  # ModuleNotFoundError, or a binary built for another numpy
+        except (ImportError, OSError) as exc:  # missing, built for another numpy, or a missing system library
             return f"`import {name}` fails: {type(exc).__name__}: {exc}"
     return None
 
@@ -243,16 +261,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", action="store_true", help="print the requirement lines only")
     parser.add_argument("--check", action="store_true", help="import what serving this bundle needs, here")
     args = parser.parse_args(argv)
-    failure = check_imports([]) if args.check else None  # the core first: planning itself needs numpy
+    failure = check_imports([]) if args.check else None  # the core first: reading pickles needs numpy
     if failure is not None:
         sys.stderr.write(f"this environment cannot serve: {failure}\n")
         return 1
     from api.errors import ArtifactError
 
+    version = os.environ.get("MODEL_VERSION") or None
+    if args.check:
+        try:
+            modules = needed_imports(args.model_dir, version)
+        except ArtifactError as exc:
+            sys.stderr.write(f"cannot check the environment: {exc.message}\n")
+            return 1
+        failure = check_imports(modules)
+        if failure is not None:
+            sys.stderr.write(f"this environment cannot serve the bundle: {failure}\n")
+            return 1
+        sys.stdout.write(f"imports ok: {' '.join(modules)} api.main\n")
+        return 0
     try:
         plan = plan_environment(
             args.model_dir,
-            version=os.environ.get("MODEL_VERSION") or None,
+            version=version,
             requirements=args.requirements,
             service_file=args.service,
             default_file=args.default,
@@ -260,13 +291,6 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactError as exc:
         sys.stderr.write(f"cannot prepare an environment: {exc.message}\n")
         return 1
-    if args.check:
-        failure = check_imports(plan.imports)
-        if failure is not None:
-            sys.stderr.write(f"this environment cannot serve {plan.model_file}: {failure}\n")
-            return 1
-        sys.stdout.write(f"imports ok: {' '.join(plan.imports)} api.main\n")
-        return 0
     sys.stdout.write("\n".join(plan.requirements) + "\n" if args.lines else json.dumps(asdict(plan)) + "\n")
     return 0
 

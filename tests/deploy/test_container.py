@@ -6,7 +6,9 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,6 +188,75 @@ def test_dockerignore_keeps_what_the_image_needs() -> None:
     lines = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()}
     for needed in ("api", "models", "requirements.txt", "requirements-service.txt", "Dockerfile"):
         assert needed not in lines and f"{needed}/" not in lines
+
+
+def test_build_args_default_to_models_and_the_bundles_own_pins(instructions: list[Instruction]) -> None:
+    args = dict(i.args.split("=", 1) for i in instructions if i.keyword == "ARG")
+    assert args == {"MODEL_DIR": "models", "BUNDLE_REQUIREMENTS": ""}
+    copies = [i.args for i in instructions if i.keyword == "COPY"]
+    assert "${MODEL_DIR}/ /src/app/models/" in copies
+
+
+def _planner_args(instructions: list[Instruction]) -> list[str]:
+    """The arguments the image build gives `python -m api.bundle.environment` (BUNDLE_REQUIREMENTS unset)."""
+    (run,) = [i.args for i in instructions if "api.bundle.environment /src/app/models --lines" in i.args]
+    command = run.split("&&")[0].split("-m api.bundle.environment", 1)[1].split(">")[0]
+    words = shlex.split(re.sub(r"\$\{[^}]*\}", "", command))
+    assert words[:2] == ["/src/app/models", "--lines"]
+    return words[2:]
+
+
+@pytest.mark.parametrize("user_files", [pytest.param(False, id="fresh-clone"), pytest.param(True, id="seed-flow")])
+def test_the_image_plans_the_environment_make_run_plans(
+    instructions: list[Instruction], tmp_path: Path, user_files: bool
+) -> None:
+    """`docker build -t x .` with models/ as a user has it installs what `make run` would (theirs, or the demo's)."""
+    from api.bundle.environment import plan_environment
+    from tests.conftest import REAL_MODEL, require_shared
+
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models" / "demo", models / "demo")
+    if user_files:
+        require_shared()
+        for pickle in REAL_MODEL.glob("*.pkl"):
+            shutil.copy(pickle, models / pickle.name)
+    args = [a if a.startswith("-") else str(ROOT / a) for a in _planner_args(instructions)]
+    image = subprocess.run([sys.executable, "-m", "api.bundle.environment", str(models), "--lines", *args],
+                           cwd=ROOT, capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+    assert image == plan_environment(models).requirements
+    ml = {line.split("==")[0]: line.split("==")[1] for line in image if "==" in line}
+    assert ml["scikit-learn"] == ("1.1.3" if user_files else "1.9.1")
+
+
+def test_runtime_stage_checks_the_imports_before_the_user_switch(final_stage: list[Instruction]) -> None:
+    keywords = [(i.keyword, i.args) for i in final_stage]
+    check = next(n for n, (k, a) in enumerate(keywords) if k == "RUN" and "--check" in a)
+    assert check < max(n for n, (k, _) in enumerate(keywords) if k == "USER")
+    assert json.loads(keywords[check][1]) == ["python", "-m", "api.bundle.environment", "/app/models", "--check"]
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(
+    os.environ.get("RUN_IMAGE_TEST") != "1",
+    reason="builds and runs the real image with podman (minutes); set RUN_IMAGE_TEST=1",
+)
+def test_seed_flow_image_serves_the_users_files() -> None:
+    """The user's .pkl files copied into models/, `docker build` with no argument: their model, their stack."""
+    from tests.conftest import REAL_MODEL, require_shared
+
+    require_shared()
+    result = subprocess.run(["bash", str(IMAGE_TEST)], cwd=ROOT, env={**os.environ, "USER_FILES": str(REAL_MODEL)},
+                            capture_output=True, text=True, timeout=1800, check=False)
+    output = result.stdout
+    assert result.returncode == 0, f"image-test failed:\n{output[-6000:]}\n{result.stderr[-4000:]}"
+    for check in (
+        "PASS: serves the user's model 20250717_214252 copied into models/, not the demo",
+        "PASS: scikit-learn in the image is the version the pickles record (1.1.3)",
+        "PASS: LOG_LEVEL=warning (lower case) accepted",
+        "PASS: installed versions match the pins in",
+    ):
+        assert check in output, f"missing {check!r}:\n{output[-6000:]}"
+    assert "FAIL:" not in output
 
 
 @pytest.mark.timeout(1800)
