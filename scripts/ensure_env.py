@@ -58,10 +58,10 @@ def check_python() -> None:
 class Progress:
     """One status line for a long pip run: rewritten in place on a terminal, every few seconds otherwise."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.label = label
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.started = time.monotonic()
         self.printed_at = -10.0
         self.last = ""
@@ -129,7 +129,7 @@ def pip_install(python: Path, requirement_file: Path, label: str, log_path: Path
         tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
         raise EnvError(
             "pip could not build the environment; its last lines:\n    " + "\n    ".join(tail)
-            + f"\n  full log: {log_path.relative_to(ROOT)}"
+            + f"\n  full log: {log_path}"
         )
     progress.finish(f"{state['installed'] or state['installing']} packages installed")
     return int(state["installed"])
@@ -153,7 +153,7 @@ def build(env: Path, lines: list[str], *, label: str, model_dir: Path | None = N
             stamp.touch()  # newer than the requirement files: make's `venv` target stays satisfied
             return env
         if not (env / "bin" / "python").exists():
-            sys.stderr.write(f"creating {env.relative_to(ROOT)} ({label})\n")
+            sys.stderr.write(f"creating {env.name} ({label})\n")
             venv.create(env, with_pip=True)
         wanted = env / "requirements.lock.txt"
         wanted.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -216,7 +216,8 @@ def plan(model_dir: Path) -> dict[str, Any]:
         check=False,
     )
     if result.returncode != 0:
-        raise EnvError(result.stderr.strip() or f"planning the environment failed ({result.returncode})")
+        reason = result.stderr.strip() or f"planning the environment failed ({result.returncode})"
+        raise EnvError(f"{reason} (MODEL_DIR={model_dir})")
     planned: dict[str, Any] = json.loads(result.stdout)
     return planned
 
