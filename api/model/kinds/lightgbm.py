@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -151,9 +152,11 @@ class LightGBMKind(ModelKind):
         if booster is None:
             return bound
         rule = threshold if bound.task == "binary" else None
-        shortcut = booster_predict(booster, bound.task, bound.classes, rule)
-        return Bound(bound.task, bound.classes, bound.threshold, bound.predict, bound.explain, shortcut,
-                     "lightgbm booster (verified identical to the estimator)")
+        return replace(
+            bound,
+            shortcut=booster_predict(booster, bound.task, bound.classes, rule),
+            shortcut_path="lightgbm booster (verified identical to the estimator)",
+        )
 
     def input_names(self, model: Any) -> list[str]:
         if _is_booster(model):

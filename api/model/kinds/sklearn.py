@@ -98,14 +98,11 @@ def estimator_predict(model: Any, task: Task, classes: tuple[Any, ...], threshol
     return classify
 
 
-def bind_estimator(
-    model: Any, threshold: float | None, explain: Explain, shortcut: Predict | None = None, shortcut_path: str = ""
-) -> Bound:
+def bind_estimator(model: Any, threshold: float | None, explain: Explain) -> Bound:
     """A scikit-learn-API model bound: its task and classes, and its own predict."""
     task, classes = estimator_task(model)
     rule = threshold if task == "binary" else None
-    return Bound(task, classes, threshold, estimator_predict(model, task, classes, rule), explain, shortcut,
-                 shortcut_path)
+    return Bound(task, classes, threshold, predict=estimator_predict(model, task, classes, rule), explain=explain)
 
 
 def split_pipeline(preprocessor: Any | None, model: Any) -> tuple[Any | None, Any]:
