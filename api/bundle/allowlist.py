@@ -103,8 +103,11 @@ class Allowlist:
         self._names = frozenset(canonical(*pair) for entry in every for pair in entry.names)
         self._cython = frozenset(entry.package for entry in every if entry.cython)
         self._factories = frozenset((entry.package, name) for entry in every for name in entry.factories)
-        # Only these top-level packages are ever imported while resolving a name from a pickle.
-        self._packages = _BASE_PACKAGES | {entry.package for entry in every}
+        # Only modules of these top-level packages are ever imported while resolving a name from a
+        # pickle; a package that only lists exact names has only those names' modules imported.
+        self._packages = _BASE_PACKAGES | {
+            entry.package for entry in every if entry.bases or entry.cython or entry.factories
+        }
         self._admitted: dict[tuple[str, str], object | None] = {}
 
     def is_allowed(self, module: str, name: str) -> bool:
@@ -133,10 +136,11 @@ class Allowlist:
 
     def _find(self, module: str, name: str) -> object | None:
         package = module.split(".", 1)[0]
-        target = _locate(module, name) if package in self._packages and "." not in name else None
-        if target is None:
+        exact = (module, name) in RECONSTRUCTORS or (module, name) in self._names
+        if "." in name or not (exact or package in self._packages):
             return None
-        if (module, name) in RECONSTRUCTORS or (module, name) in self._names:
+        target = _locate(module, name)
+        if target is None or exact:
             return target
         if package in self._cython and callable(target) and not isinstance(target, type) and (
             name.startswith("__pyx_unpickle_") or (package, name) in self._factories

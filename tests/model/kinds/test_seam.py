@@ -3,6 +3,7 @@ and adding one touches no other module."""
 
 from __future__ import annotations
 
+import importlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from api.bundle.allowlist import Allowlist
+from api.bundle import allowlist
+from api.bundle.allowlist import Allowlist, Entries
 from api.errors import ArtifactError, UnsafeArtifactError
 from api.model.kinds import builtin_kinds, kinds_from, recognise, trust_for
 from api.model.kinds.sklearn import split_pipeline
@@ -92,6 +94,22 @@ def test_the_base_allowlist_admits_arrays_but_no_ml_library() -> None:
         assert not base.is_allowed(module, name)
         assert served.is_allowed(module, name)
     assert base.is_allowed("numpy", "ndarray") and base.is_allowed("scipy.sparse._csr", "csr_matrix")
+
+
+def test_a_package_allowed_by_exact_names_has_no_other_module_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    imported: list[str] = []
+    real = importlib.import_module
+
+    def spy(name: str) -> object:
+        imported.append(name)
+        return real(name)
+
+    monkeypatch.setattr(allowlist.importlib, "import_module", spy)
+    names_only = Allowlist([Entries("tests", names=frozenset({("tests.support.own_kind", "Scorecard")}))])
+    assert names_only.is_allowed("tests.support.own_kind", "Scorecard")
+    assert not names_only.is_allowed("tests.support.own_kind", "MajorityClassifier")
+    assert not names_only.is_allowed("tests.support.live_server", "start_process")
+    assert imported == ["tests.support.own_kind"]
 
 
 @pytest.mark.parametrize(
