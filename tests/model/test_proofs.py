@@ -12,14 +12,11 @@ from api.model import proofs
 from api.model.kinds import ModelOutput
 from api.model.loaded import LoadedModel
 from api.model.loader import load_bundle
-from tests.conftest import require_default_stack
-from tests.support.live_server import ROOT
 
 
 @pytest.fixture(scope="module")
-def default_model() -> LoadedModel:
-    require_default_stack()
-    return load_bundle(ROOT / "models")
+def default_model(default_bundle: Path) -> LoadedModel:
+    return load_bundle(default_bundle)
 
 
 def test_the_loaded_model_and_its_predictor_cannot_be_changed(default_model: LoadedModel) -> None:
@@ -57,7 +54,7 @@ def test_a_shortcut_that_differs_in_one_bit_is_not_served(default_model: LoadedM
     assert not proofs.same_answers(None, reference, predictor.transform, validator, samples)
 
 
-def test_disabling_compiled_preprocessing_is_a_library_verdict(default_model: LoadedModel, tmp_path: Path) -> None:
+def test_disabling_compiled_preprocessing_is_a_library_verdict(default_model: LoadedModel) -> None:
     predictor = default_model.predictor
     verdict = proofs.compiled_transform(
         predictor.preprocessor, default_model.schema, predictor.library_transform, [], enabled=False
