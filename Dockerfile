@@ -28,16 +28,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY requirements.txt requirements-service.txt ./
 # The inspector reads the pickles statically (opcodes only, nothing is unpickled) to plan the
-# environment; it needs numpy and orjson, at the pinned versions. It stays in this stage.
+# environment; it needs numpy, scipy and orjson, at the pinned versions. It stays in this stage.
 RUN python -m venv /opt/inspect \
- && grep -hE '^(numpy|orjson)==' requirements.txt requirements-service.txt > inspect.txt \
+ && grep -hE '^(numpy|scipy|orjson)==' requirements.txt requirements-service.txt > inspect.txt \
  && /opt/inspect/bin/pip install --no-cache-dir -r inspect.txt
 
 COPY api/ /src/app/api/
 COPY ${MODEL_DIR}/ /src/app/models/
 # Always a valid source: falls back to requirements.txt (then unused) when the ARG is empty.
 COPY ${BUNDLE_REQUIREMENTS:-requirements.txt} ./bundle-requirements.txt
-RUN PYTHONPATH=/src/app /opt/inspect/bin/python -m api.bundle.environment /src/app/models --lines \
+RUN PYTHONPATH=/src/app /opt/inspect/bin/python -m api.model.environment /src/app/models --lines \
         --service requirements-service.txt --default requirements.txt \
         ${BUNDLE_REQUIREMENTS:+--requirements bundle-requirements.txt} > environment.txt \
  && cat environment.txt \
@@ -83,7 +83,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Import what serving this bundle needs (the service, numpy/scipy/pandas/scikit-learn, what the
 # pickles reference), here where libgomp is: a bad combination fails the build, not the start.
-RUN ["python", "-m", "api.bundle.environment", "/app/models", "--check"]
+RUN ["python", "-m", "api.model.environment", "/app/models", "--check"]
 
 USER 10001:10001
 EXPOSE 8000

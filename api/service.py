@@ -40,6 +40,8 @@ class Service:
                 forbid_extra=s.extra_fields == "forbid",
                 sha256_pins=s.model_sha256,
                 compiled_preprocessing=s.compiled_preprocessing,
+                model_kinds=s.model_kinds,
+                extra_globals=s.extra_allowed_globals,
             )
         )
         self.registry.on_swap(self.monitor.on_model)

@@ -5,9 +5,9 @@
     python3 scripts/ensure_env.py --dev MODEL_DIR    the same libraries plus requirements-dev.txt
     python3 scripts/ensure_env.py --dev              .venv: the default stack plus dev tools (make test/lint)
 
-What goes in is planned by `api.bundle.environment` (the service's stack, the bundle's pins, the
+What goes in is planned by `api.model.environment` (the service's stack, the bundle's pins, the
 libraries its pickles reference, completed with known-good versions), run in a small inspector
-environment (numpy + orjson) because reading the pickles needs numpy. Environments live under
+environment (numpy, scipy, orjson) because reading the pickles needs numpy. Environments live under
 .venvs/, named by the hash of what they hold, so equal stacks share one. The environment's
 directory is printed on stdout; progress (pip summarised, elapsed time) goes to stderr.
 """
@@ -33,7 +33,7 @@ from typing import Any, TextIO
 ROOT = Path(__file__).resolve().parent.parent
 ENVS = ROOT / ".venvs"
 REQUIRED_PYTHON = (3, 11)
-INSPECTOR = ("numpy", "orjson")  # what api.bundle.environment needs beyond the standard library
+INSPECTOR = ("numpy", "scipy", "orjson")  # what api.model.environment (and the model kinds) import
 SHOWN = {"numpy", "scikit-learn", "lightgbm", "xgboost", "xgboost-cpu"}  # named in progress lines
 PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;#]+)")
 
@@ -167,7 +167,7 @@ def build(env: Path, lines: list[str], *, label: str, model_dir: Path | None = N
 def check(env: Path, model_dir: Path) -> None:
     """Import what the service and the pickles need, in the new environment, before anyone serves from it."""
     result = subprocess.run(
-        [str(env / "bin" / "python"), "-m", "api.bundle.environment", str(model_dir), "--check"],
+        [str(env / "bin" / "python"), "-m", "api.model.environment", str(model_dir), "--check"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -197,7 +197,7 @@ def _lines(*files: Path) -> list[str]:
 
 
 def inspector() -> Path:
-    """A small environment that can read pickles statically (numpy + orjson, at the pinned versions)."""
+    """A small environment that can read pickles statically (numpy, scipy, orjson, at the pinned versions)."""
     pins = {m[1].lower(): m[0] for line in _lines(ROOT / "requirements.txt") if (m := PIN.match(line))}
     lines = [pins[name] for name in INSPECTOR]
     key = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
@@ -205,10 +205,10 @@ def inspector() -> Path:
 
 
 def plan(model_dir: Path) -> dict[str, Any]:
-    """What the bundle needs, from api.bundle.environment run in the inspector environment."""
+    """What the bundle needs, from api.model.environment run in the inspector environment."""
     python = inspector() / "bin" / "python"
     result = subprocess.run(
-        [str(python), "-m", "api.bundle.environment", str(model_dir)],
+        [str(python), "-m", "api.model.environment", str(model_dir)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

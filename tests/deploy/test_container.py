@@ -198,9 +198,9 @@ def test_build_args_default_to_models_and_the_bundles_own_pins(instructions: lis
 
 
 def _planner_args(instructions: list[Instruction]) -> list[str]:
-    """The arguments the image build gives `python -m api.bundle.environment` (BUNDLE_REQUIREMENTS unset)."""
-    (run,) = [i.args for i in instructions if "api.bundle.environment /src/app/models --lines" in i.args]
-    command = run.split("&&")[0].split("-m api.bundle.environment", 1)[1].split(">")[0]
+    """The arguments the image build gives `python -m api.model.environment` (BUNDLE_REQUIREMENTS unset)."""
+    (run,) = [i.args for i in instructions if "api.model.environment /src/app/models --lines" in i.args]
+    command = run.split("&&")[0].split("-m api.model.environment", 1)[1].split(">")[0]
     words = shlex.split(re.sub(r"\$\{[^}]*\}", "", command))
     assert words[:2] == ["/src/app/models", "--lines"]
     return words[2:]
@@ -211,7 +211,7 @@ def test_the_image_plans_the_environment_make_run_plans(
     instructions: list[Instruction], tmp_path: Path, user_files: bool
 ) -> None:
     """`docker build -t x .` with models/ as a user has it installs what `make run` would (theirs, or the demo's)."""
-    from api.bundle.environment import plan_environment
+    from api.model.environment import plan_environment
     from tests.conftest import REAL_MODEL, require_shared
 
     models = tmp_path / "models"
@@ -221,7 +221,7 @@ def test_the_image_plans_the_environment_make_run_plans(
         for pickle in REAL_MODEL.glob("*.pkl"):
             shutil.copy(pickle, models / pickle.name)
     args = [a if a.startswith("-") else str(ROOT / a) for a in _planner_args(instructions)]
-    image = subprocess.run([sys.executable, "-m", "api.bundle.environment", str(models), "--lines", *args],
+    image = subprocess.run([sys.executable, "-m", "api.model.environment", str(models), "--lines", *args],
                            cwd=ROOT, capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
     assert image == plan_environment(models).requirements
     ml = {line.split("==")[0]: line.split("==")[1] for line in image if "==" in line}
@@ -232,7 +232,7 @@ def test_runtime_stage_checks_the_imports_before_the_user_switch(final_stage: li
     keywords = [(i.keyword, i.args) for i in final_stage]
     check = next(n for n, (k, a) in enumerate(keywords) if k == "RUN" and "--check" in a)
     assert check < max(n for n, (k, _) in enumerate(keywords) if k == "USER")
-    assert json.loads(keywords[check][1]) == ["python", "-m", "api.bundle.environment", "/app/models", "--check"]
+    assert json.loads(keywords[check][1]) == ["python", "-m", "api.model.environment", "/app/models", "--check"]
 
 
 @pytest.mark.timeout(1800)

@@ -3,14 +3,15 @@
 An environment always holds (1) the service's own stack (requirements-service.txt), (2) the
 bundle's own pins (its requirements.txt; for bare .pkl files, the pins the version check would
 suggest), (3) the ML libraries the serving core imports (numpy, scipy, pandas, scikit-learn) and
-(4) the libraries the pickles reference (LightGBM, XGBoost), read statically from their opcodes.
+(4) the libraries the pickles reference (each model kind's library: LightGBM, XGBoost, …), read
+statically from their opcodes.
 Whatever the bundle does not pin is completed with known-good versions of its numpy generation
 (the first user's scikit-learn 1.1.3 / numpy 1.26 stack, or the default numpy 2 stack), so
 "scikit-learn==1.1.3 numpy<2" and the user's full requirements.txt give the same environment.
 
 Used by scripts/ensure_env.py (`make run`, `make test`) and by the Dockerfile's build stage:
-    python -m api.bundle.environment MODEL_DIR [--requirements FILE]   a JSON plan (--lines: pip's input)
-    python -m api.bundle.environment MODEL_DIR --check                 import what serving needs, here
+    python -m api.model.environment MODEL_DIR [--requirements FILE]   a JSON plan (--lines: pip's input)
+    python -m api.model.environment MODEL_DIR --check                 import what serving needs, here
 Only the standard library is imported at the top, so --check can name whatever module is missing.
 """
 
@@ -24,16 +25,15 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from api.bundle.pickle_scan import PickleInspection
+    from api.bundle.trust import Trust
 
 ROOT = Path(__file__).resolve().parents[2]
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(\[[^\]]*\])?\s*([^;#]*)")
 _SPEC = re.compile(r"(===|==|!=|~=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.*+!-]*)")
-# Module names in pickles → the distribution that provides them (the pinned name wins if present).
-_PROVIDERS = {"sklearn": "scikit-learn", "lightgbm": "lightgbm", "xgboost": "xgboost"}
 _ALIASES = {"xgboost-cpu": "xgboost", "sklearn": "scikit-learn"}
 # What the serving core imports besides requirements-service.txt (api/model, api/bundle, api/monitoring).
 CORE = ("numpy", "scipy", "pandas", "scikit-learn")
@@ -136,28 +136,56 @@ def _numpy_generation(pins: dict[str, tuple[str, str]], recorded_sklearn: str | 
     return 1 if sklearn is not None and _version(sklearn) < SKLEARN_NUMPY2 else 2
 
 
-def _default_versions(default: dict[str, str]) -> dict[str, str]:
+def _default_versions(default: dict[str, str], trust: Trust) -> dict[str, str]:
     """The default stack as check_compatibility's `installed` mapping (module name → version)."""
-    modules = {"scikit-learn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "numpy": "numpy",
-               "scipy": "scipy", "pandas": "pandas", "joblib": "joblib"}
+    modules = {"numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "joblib": "joblib"}
+    modules.update({canonical(dist): lib.package for lib in trust.libraries for dist in lib.distributions})
     versions = {modules[n]: _exact(spec) or "" for n, spec in default.items() if n in modules}
     versions["python"] = ".".join(map(str, sys.version_info[:3]))
     return versions
 
 
-def needed_imports(model_dir: Path, version: str | None = None) -> list[str]:
-    """What serving this bundle imports: the core libraries and those its pickles reference."""
+def _builtin_trust() -> Trust:
+    """The artifact rules of the built-in model kinds (what the loader uses when MODEL_KINDS is empty)."""
+    from api.model.kinds import builtin_kinds, trust_for
+
+    return trust_for(builtin_kinds())
+
+
+def _inspect(model_dir: Path, version: str | None, trust: Trust) -> tuple[Any, list[PickleInspection]]:
     from api.bundle.files import resolve_bundle
     from api.bundle.pickle_scan import inspect_pickle
 
-    inspections = [inspect_pickle(path) for path in resolve_bundle(model_dir, version).artifacts]
-    return list(dict.fromkeys(IMPORT_NAMES.get(n, n) for n in (*CORE, *_referenced(inspections))))
+    files = resolve_bundle(model_dir, version)
+    return files, [inspect_pickle(path, trust.recorders) for path in files.artifacts]
 
 
-def _referenced(inspections: list[PickleInspection]) -> list[str]:
-    """Distributions the pickles name a global of (LightGBM, XGBoost, scikit-learn)."""
+def needed_imports(model_dir: Path, version: str | None = None) -> list[str]:
+    """What serving this bundle imports: the core libraries and those its pickles reference."""
+    trust = _builtin_trust()
+    _, inspections = _inspect(model_dir, version, trust)
+    return _imports(_referenced(inspections, trust), trust)
+
+
+def _providers(trust: Trust) -> dict[str, str]:
+    """Package named in pickles → the distribution that provides it, for each model kind's library."""
+    return {lib.package: lib.distributions[0] for lib in trust.libraries if lib.distributions}
+
+
+def _referenced(inspections: list[PickleInspection], trust: Trust) -> list[str]:
+    """Distributions of the libraries the pickles name a global of (scikit-learn, LightGBM, XGBoost, …)."""
+    providers = _providers(trust)
     tops = {module.split(".", 1)[0] for inspection in inspections for module, _ in inspection.globals}
-    return sorted(_PROVIDERS[top] for top in tops if top in _PROVIDERS)
+    return sorted(canonical(providers[top]) for top in tops if top in providers)
+
+
+def _imports(referenced: list[str], trust: Trust) -> list[str]:
+    modules = {canonical(dist): lib.package for lib in trust.libraries for dist in lib.distributions}
+    return list(dict.fromkeys(modules.get(n, IMPORT_NAMES.get(n, n)) for n in (*CORE, *referenced)))
+
+
+def _recorded(inspections: list[PickleInspection], label: str) -> set[str]:
+    return {value for inspection in inspections for value in inspection.recorded.get(label, ())}
 
 
 def plan_environment(
@@ -170,17 +198,15 @@ def plan_environment(
 ) -> Plan:
     """The requirement lines for the bundle MODEL_DIR serves (the same choice the service makes)."""
     from api.bundle.compat import fix_pins
-    from api.bundle.files import resolve_bundle
-    from api.bundle.pickle_scan import inspect_pickle
 
-    files = resolve_bundle(model_dir, version)
-    inspections = [inspect_pickle(path) for path in files.artifacts]
+    trust = _builtin_trust()
+    files, inspections = _inspect(model_dir, version, trust)
     service_lines = read_requirements(service_file)
     service = _named(service_lines)
     default_lines = read_requirements(default_file)
     default = {n: spec for n, (_, spec) in _named(default_lines).items() if n not in service}
-    referenced = _referenced(inspections)
-    imports = list(dict.fromkeys(IMPORT_NAMES.get(n, n) for n in (*CORE, *referenced)))
+    referenced = _referenced(inspections, trust)
+    imports = _imports(referenced, trust)
 
     def plan(stack: str, lines: list[str], notes: list[str]) -> Plan:
         return Plan(lines, imports, stack, files.model.name, files.demo, files.reason, notes)
@@ -190,7 +216,7 @@ def plan_environment(
         own = read_requirements(source)
         notes = [f"pins from {source.name}: {' '.join(own) or 'none'}"]
     else:
-        own = fix_pins(inspections, _default_versions(default))
+        own = fix_pins(inspections, trust, _default_versions(default, trust))
         if not own:
             return plan("default", default_lines, ["no requirements.txt beside the model; the default stack serves it"])
         notes = [f"no requirements.txt beside the model; its pickles need {' '.join(own)}"]
@@ -202,14 +228,14 @@ def plan_environment(
     if not options and all(default.get(n) == spec.replace(" ", "") for n, (_, spec) in pins.items()):
         return plan("default", default_lines, [*notes, "these are the default stack's versions"])
 
-    recorded = max((v for i in inspections for v in i.sklearn_versions), key=_version, default=None)
+    recorded = max(_recorded(inspections, "sklearn"), key=_version, default=None)
     generation = _numpy_generation(pins, recorded)
     known = dict(NUMPY1) if generation == 1 else {n: _exact(spec) or "" for n, spec in default.items()}
-    if generation == 1 and {i.lightgbm_model_format for i in inspections} - {None} == {"v3"}:
+    if generation == 1 and _recorded(inspections, "lightgbm_model_format") == {"v3"}:
         known["lightgbm"] = LIGHTGBM_V3
     if recorded is not None:
         known["scikit-learn"] = recorded
-    xgboost = next((i.xgboost_version for i in inspections if i.xgboost_version), None)
+    xgboost = max(_recorded(inspections, "xgboost"), key=_version, default=None)
     if xgboost is not None:
         known["xgboost"] = xgboost
     chosen = {n: line for n, (line, _) in pins.items()}
@@ -217,6 +243,9 @@ def plan_environment(
     for name in (*CORE, *referenced):
         wanted = known.get(name)
         if not wanted:
+            if name not in pins:  # a kind's library we know no good version of: let pip choose
+                chosen[name] = name
+                added.append(name)
             continue
         if name not in pins:
             distribution = "xgboost-cpu" if name == "xgboost" and generation == 2 else name
