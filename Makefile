@@ -42,7 +42,7 @@ train: venv  ## Train a new bundle into OUT (default build/bundle-<timestamp>); 
 train-default: venv  ## Rebuild the committed demo bundle in models/demo/ bit for bit (synthetic data)
 	$(BIN)/python -m training.train --default
 
-profile: venv  ## Write a drift profile into MODEL_DIR from the training CSV DATA=<csv>
+profile:  ## Write a drift profile into MODEL_DIR from the training CSV DATA=<csv>
 	@test -n "$(DATA)" || { echo "usage: make profile MODEL_DIR=<dir> DATA=<csv>"; exit 2; }
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
 	  "$$env_dir/bin/python" -m training.profile --model-dir "$(MODEL_DIR)" --data "$(DATA)"

@@ -8,6 +8,7 @@ and check the user's model is the one served, the start log says why, and nothin
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -189,3 +190,70 @@ def test_make_run_on_a_fresh_clone_serves_the_demo_and_says_so(tmp_path: Path) -
     (demo,) = [r for r in lines if r["message"] == "serving the demo bundle"]
     assert "no model_<YYYYMMDD_HHMMSS>.pkl of yours" in demo["labels.reason"]
     no_path_in(lines, tmp_path)
+
+
+# --- the README's examples, as written --------------------------------------------------------
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, re.S)
+
+
+def _quick_start() -> str:
+    start = README.index("## Inicio rápido (español)")
+    return README[start : README.index("\n## ", start + 5)]
+
+
+@pytest.mark.real_bundle
+def test_readme_answers_come_from_the_users_model(offline: list[float]) -> None:
+    """Every example answer for 7590-VHVEG is the real model's, equal to the user's own pipeline."""
+    answers = [json.loads(block) for block in _blocks("json") if '"7590-VHVEG"' in block]
+    assert len(answers) == 2, "the quick start and 'Calling it' both show the answer"
+    for answer in answers:
+        assert answer["model_version"] == "20250717_214252"
+        assert answer["probabilities"]["1"] == offline[0] and answer["prediction"] == int(offline[0] >= 0.5)
+    bodies = [json.loads(re.search(r"-d '(\{.*?\})'", block, re.S)[1]) for block in _blocks("bash") if "-d '" in block]
+    assert bodies and all(body == real_records()[0] for body in bodies), "the curl sends the CSV's first row"
+
+
+@pytest.mark.real_bundle
+def test_readme_example_pins_plan_the_users_environment(tmp_path: Path) -> None:
+    from api.model.environment import plan_environment
+
+    section = README[README.index("## Serve your own model") :]
+    example = section[section.index("3. **The environment.**") : section.index("plans the environment from it")]
+    pins = re.findall(r"`([a-z-]+==[0-9.]+)`", example)
+    assert pins == ["scikit-learn==1.1.3", "numpy==1.26.4", "lightgbm==3.3.5"]
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for pickle in REAL_MODEL.glob("*.pkl"):
+        shutil.copy(pickle, bundle / pickle.name)
+    (bundle / "requirements.txt").write_text("\n".join(pins) + "\n")
+    shutil.copy(REAL_MODEL / "requirements.txt", tmp_path / "theirs.txt")
+    theirs = plan_environment(bundle, requirements=tmp_path / "theirs.txt")
+    assert plan_environment(bundle).requirements == theirs.requirements
+
+
+@pytest.mark.real_bundle
+@pytest.mark.slow
+def test_readme_pandas_snippet_runs_as_written(tmp_path: Path) -> None:
+    """The quick start's CSV → requests snippet against the real model: every row accepted, feedback counted."""
+    require_shared()
+    (snippet,) = [block for block in re.findall(r"```python\n(.*?)```", _quick_start(), re.S) if "read_csv" in block]
+    shutil.copy(REAL_CSV, tmp_path / REAL_CSV.name)
+    # `requests` is what the user has; here it is httpx under that name (the call shapes are the same).
+    (tmp_path / "requests.py").write_text(
+        "import functools\nimport httpx\npost = functools.partial(httpx.post, timeout=120)\n"
+        "get = functools.partial(httpx.get, timeout=120)\n"
+    )
+    models = seed_models(tmp_path / "clone", with_requirements=True)
+    python = ensure_env(models) / "bin" / "python"
+    with live_server(models, tmp_path, python=str(python), id_field="customerID") as server:
+        code = snippet.replace("http://localhost:8000", server.url).replace("la misma CLAVE", server.api_key)
+        (tmp_path / "snippet.py").write_text(code)
+        result = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    performance = ast.literal_eval(result.stdout.strip().splitlines()[-1])  # the dict the snippet prints
+    assert performance["labelled"] == 5000 and 0.5 < performance["roc_auc"] <= 1.0
