@@ -21,20 +21,18 @@ import argparse
 import importlib
 import json
 import os
-import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from api.model import pins as req
 
 if TYPE_CHECKING:
     from api.bundle.pickle_scan import PickleInspection
     from api.bundle.trust import Trust
 
 ROOT = Path(__file__).resolve().parents[2]
-_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(\[[^\]]*\])?\s*([^;#]*)")
-_SPEC = re.compile(r"(===|==|!=|~=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.*+!-]*)")
-_ALIASES = {"xgboost-cpu": "xgboost", "sklearn": "scikit-learn"}
 # What the serving core imports besides requirements-service.txt (api/model, api/bundle, api/monitoring).
 CORE = ("numpy", "scipy", "pandas", "scikit-learn")
 IMPORT_NAMES = {"scikit-learn": "sklearn", "xgboost-cpu": "xgboost"}
@@ -67,80 +65,19 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def canonical(name: str) -> str:
-    """PEP 503 name, with our aliases (xgboost-cpu provides xgboost)."""
-    normal = re.sub(r"[-_.]+", "-", name).lower()
-    return _ALIASES.get(normal, normal)
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", text.split("+")[0])[:3]) or (0,)
-
-
-def allows(spec: str, version: str) -> bool:
-    """Whether a specifier string such as "<2", "==1.26.*", ">=1.23,<2" admits a plain release version."""
-    have = _version(version)
-    for op, wanted in _SPEC.findall(spec):
-        if wanted.endswith(".*"):
-            prefix = _version(wanted[:-2])
-            same = have[: len(prefix)] == prefix
-            if (op == "==" and not same) or (op == "!=" and same):
-                return False
-            continue
-        want = _version(wanted)
-        width = max(len(have), len(want))
-        a, b = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
-        ok = {
-            "==": a == b, "===": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,
-            "~=": a >= b and a[: max(len(want) - 1, 1)] == b[: max(len(want) - 1, 1)],
-        }[op]
-        if not ok:
-            return False
-    return True
-
-
-def read_requirements(path: Path) -> list[str]:
-    """Requirement lines of a file (comments and blank lines dropped, `-r` includes followed)."""
-    lines: list[str] = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith(("-r ", "--requirement ")):
-            lines.extend(read_requirements(path.parent / line.split(maxsplit=1)[1]))
-        else:
-            lines.append(line)
-    return lines
-
-
-def _named(lines: list[str]) -> dict[str, tuple[str, str]]:
-    """canonical name → (line, specifier) for the requirement lines that name a package."""
-    named: dict[str, tuple[str, str]] = {}
-    for line in lines:
-        match = _REQUIREMENT.match(line)
-        if match and not line.startswith("-"):
-            named[canonical(match[1])] = (line, match[3].strip())
-    return named
-
-
-def _exact(spec: str) -> str | None:
-    match = re.fullmatch(r"===?\s*([0-9][0-9A-Za-z.+!-]*)", spec.strip())
-    return match[1] if match else None
-
-
 def _numpy_generation(pins: dict[str, tuple[str, str]], recorded_sklearn: str | None) -> int:
     """1 when the pins (or the recorded scikit-learn) rule out numpy 2, else 2."""
     if "numpy" in pins:
-        return 2 if allows(pins["numpy"][1], "2.0.0") else 1
-    sklearn = _exact(pins["scikit-learn"][1]) if "scikit-learn" in pins else recorded_sklearn
-    return 1 if sklearn is not None and _version(sklearn) < SKLEARN_NUMPY2 else 2
+        return 2 if req.allows(pins["numpy"][1], "2.0.0") else 1
+    sklearn = req.exact(pins["scikit-learn"][1]) if "scikit-learn" in pins else recorded_sklearn
+    return 1 if sklearn is not None and req.release(sklearn) < SKLEARN_NUMPY2 else 2
 
 
 def _default_versions(default: dict[str, str], trust: Trust) -> dict[str, str]:
     """The default stack as check_compatibility's `installed` mapping (module name → version)."""
     modules = {"numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "joblib": "joblib"}
-    modules.update({canonical(dist): lib.package for lib in trust.libraries for dist in lib.distributions})
-    versions = {modules[n]: _exact(spec) or "" for n, spec in default.items() if n in modules}
+    modules.update({req.canonical(dist): lib.package for lib in trust.libraries for dist in lib.distributions})
+    versions = {modules[n]: req.exact(spec) or "" for n, spec in default.items() if n in modules}
     versions["python"] = ".".join(map(str, sys.version_info[:3]))
     return versions
 
@@ -176,11 +113,11 @@ def _referenced(inspections: list[PickleInspection], trust: Trust) -> list[str]:
     """Distributions of the libraries the pickles name a global of (scikit-learn, LightGBM, XGBoost, …)."""
     providers = _providers(trust)
     tops = {module.split(".", 1)[0] for inspection in inspections for module, _ in inspection.globals}
-    return sorted(canonical(providers[top]) for top in tops if top in providers)
+    return sorted(req.canonical(providers[top]) for top in tops if top in providers)
 
 
 def _imports(referenced: list[str], trust: Trust) -> list[str]:
-    modules = {canonical(dist): lib.package for lib in trust.libraries for dist in lib.distributions}
+    modules = {req.canonical(dist): lib.package for lib in trust.libraries for dist in lib.distributions}
     return list(dict.fromkeys(modules.get(n, IMPORT_NAMES.get(n, n)) for n in (*CORE, *referenced)))
 
 
@@ -201,10 +138,10 @@ def plan_environment(
 
     trust = _builtin_trust()
     files, inspections = _inspect(model_dir, version, trust)
-    service_lines = read_requirements(service_file)
-    service = _named(service_lines)
-    default_lines = read_requirements(default_file)
-    default = {n: spec for n, (_, spec) in _named(default_lines).items() if n not in service}
+    service_lines = req.read_requirements(service_file)
+    service = req.named(service_lines)
+    default_lines = req.read_requirements(default_file)
+    default = {n: spec for n, (_, spec) in req.named(default_lines).items() if n not in service}
     referenced = _referenced(inspections, trust)
     imports = _imports(referenced, trust)
 
@@ -213,7 +150,7 @@ def plan_environment(
 
     source = requirements or files.requirements
     if source is not None:
-        own = read_requirements(source)
+        own = req.read_requirements(source)
         notes = [f"pins from {source.name}: {' '.join(own) or 'none'}"]
     else:
         own = fix_pins(inspections, trust, _default_versions(default, trust))
@@ -221,21 +158,21 @@ def plan_environment(
             return plan("default", default_lines, ["no requirements.txt beside the model; the default stack serves it"])
         notes = [f"no requirements.txt beside the model; its pickles need {' '.join(own)}"]
     options = [line for line in own if line.startswith("-")]
-    named = _named(own)
+    named = req.named(own)
     pins = {n: v for n, v in named.items() if n not in service}
     notes += [f"{n}: the service's own {service[n][0]} is used, not {named[n][0]}"
               for n in sorted(set(named) & set(service)) if named[n][1].replace(" ", "") != service[n][1]]
     if not options and all(default.get(n) == spec.replace(" ", "") for n, (_, spec) in pins.items()):
         return plan("default", default_lines, [*notes, "these are the default stack's versions"])
 
-    recorded = max(_recorded(inspections, "sklearn"), key=_version, default=None)
+    recorded = max(_recorded(inspections, "sklearn"), key=req.release, default=None)
     generation = _numpy_generation(pins, recorded)
-    known = dict(NUMPY1) if generation == 1 else {n: _exact(spec) or "" for n, spec in default.items()}
+    known = dict(NUMPY1) if generation == 1 else {n: req.exact(spec) or "" for n, spec in default.items()}
     if generation == 1 and _recorded(inspections, "lightgbm_model_format") == {"v3"}:
         known["lightgbm"] = LIGHTGBM_V3
     if recorded is not None:
         known["scikit-learn"] = recorded
-    xgboost = max(_recorded(inspections, "xgboost"), key=_version, default=None)
+    xgboost = max(_recorded(inspections, "xgboost"), key=req.release, default=None)
     if xgboost is not None:
         known["xgboost"] = xgboost
     chosen = {n: line for n, (line, _) in pins.items()}
@@ -250,7 +187,7 @@ def plan_environment(
         if name not in pins:
             distribution = "xgboost-cpu" if name == "xgboost" and generation == 2 else name
             chosen[name] = f"{distribution}=={wanted}"
-        elif _exact(pins[name][1]) is None and allows(pins[name][1], wanted):
+        elif req.exact(pins[name][1]) is None and req.allows(pins[name][1], wanted):
             # A range the known-good version satisfies: pin it, so equal stacks share one environment.
             chosen[name] = f"{name}=={wanted}"
         else:
@@ -258,17 +195,8 @@ def plan_environment(
         added.append(chosen[name])
     if added:
         notes.append(f"completed with known-good versions for numpy {generation}.x: {' '.join(added)}")
-    ml = sorted((_normal_line(line) for line in chosen.values()), key=str.lower)
+    ml = sorted((req.normal_line(line) for line in chosen.values()), key=str.lower)
     return plan("bundle", [*service_lines, *ml, *options], notes)
-
-
-def _normal_line(line: str) -> str:
-    """`Scikit_Learn == 1.1.3` → `scikit-learn==1.1.3`, so equal pins hash equally."""
-    match = _REQUIREMENT.match(line)
-    if match is None or line.startswith("-"):
-        return line
-    name = re.sub(r"[-_.]+", "-", match[1]).lower()
-    return f"{name}{match[2] or ''}{match[3].replace(' ', '')}"
 
 
 def check_imports(modules: list[str]) -> str | None:

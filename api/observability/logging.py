@@ -47,7 +47,7 @@ _SECRET_HINTS: Final = (
     "token",
     "cookie",
 )
-_ORJSON_OPTS: Final = orjson.OPT_NON_STR_KEYS
+ORJSON_OPTIONS: Final = orjson.OPT_NON_STR_KEYS
 # What every LogRecord carries; anything else on a record came from `extra=`. uvicorn adds
 # `color_message` (its message with ANSI colours), which says nothing new.
 _RECORD_FIELDS: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message", "taskName"}
@@ -186,42 +186,13 @@ def _names_a_secret(key: str) -> bool:
 def _dumps(event: Mapping[str, object], **_: Any) -> str:
     """orjson, falling back to all-strings for what it refuses (huge ints, lone surrogates)."""
     try:
-        return orjson.dumps(event, default=repr, option=_ORJSON_OPTS).decode()
+        return orjson.dumps(event, default=repr, option=ORJSON_OPTIONS).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         safe = {
             str(k): (v if isinstance(v, str) else repr(v)).encode("utf-8", "backslashreplace").decode()
             for k, v in event.items()
         }
         return orjson.dumps(safe).decode()
-
-
-_CONSOLE_DROP: Final = ("@timestamp", "log.level", "message", "ecs.version", "service.name", "log.logger")
-_COLOURS: Final = {"debug": "\x1b[2m", "info": "\x1b[32m", "warning": "\x1b[33m", "error": "\x1b[31m",
-                   "critical": "\x1b[1;31m"}
-
-
-def _console_line(_: WrappedLogger, __: str, event: EventDict) -> str:
-    """`12:04:05 INFO    model ready  model_version=… load_seconds=…` (+ the traceback, if any)."""
-    level = str(event.get("log.level", "info"))
-    stack = event.pop("error.stack_trace", None)
-    fields = "  ".join(f"{key.removeprefix('labels.')}={_console_value(value)}" for key, value in event.items()
-                       if key not in _CONSOLE_DROP)
-    tag = f"{level.upper():<8}"
-    if sys.stdout.isatty():
-        tag = f"{_COLOURS.get(level, '')}{tag}\x1b[0m"
-    line = f"{str(event.get('@timestamp', ''))[11:19]} {tag}{event.get('message', '')}"
-    line += f"  {fields}" if fields else ""
-    return f"{line}\n{stack.rstrip()}" if isinstance(stack, str) else line
-
-
-def _console_value(value: object) -> str:
-    """Plain text as it is; anything else (or text with newlines/control characters) as JSON, on one line."""
-    if isinstance(value, str) and value.isprintable():
-        return value
-    try:
-        return orjson.dumps(value, default=repr, option=_ORJSON_OPTS).decode()
-    except TypeError:
-        return repr(value)
 
 
 class JsonFormatter(structlog.stdlib.ProcessorFormatter):
@@ -240,12 +211,6 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
             ],
             foreign_pre_chain=[_stdlib_extra],
         )
-
-
-class ConsoleFormatter(JsonFormatter):
-    """The same events as short human lines (LOG_FORMAT=console; the default on a terminal)."""
-
-    renderer = staticmethod(_console_line)
 
 
 # --- configuration -------------------------------------------------------------------
@@ -272,8 +237,8 @@ def uvicorn_log_config(level: str, fmt: str | None = "json") -> dict[str, Any]:
     uvicorn's access logger is silenced: the app writes one access line per request.
     """
     name = _level_name(level)
-    kind = "ConsoleFormatter" if choose_format(fmt) == "console" else "JsonFormatter"
-    formatter = {"()": f"{__name__}.{kind}"}
+    console = choose_format(fmt) == "console"
+    formatter = {"()": "api.observability.console.ConsoleFormatter" if console else f"{__name__}.JsonFormatter"}
     return {
         "version": 1,
         "disable_existing_loggers": False,

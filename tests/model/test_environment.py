@@ -13,7 +13,8 @@ from typing import Any
 import joblib
 import pytest
 
-from api.model.environment import allows, plan_environment, read_requirements
+from api.model.environment import plan_environment
+from api.model.pins import allows, read_requirements
 from tests.conftest import REAL_MODEL, require_default_stack, require_shared
 from tests.support.live_server import DEMO_BUNDLE, ROOT
 
