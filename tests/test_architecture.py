@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("api.service", "api.scoring"),
     ("api.http",),
     ("api.deps", "api.routes"),
-    ("api.main", "api.__main__", "api.cli", "api.healthcheck", "api.score"),
+    ("api.main", "api.__main__", "api.cli", "api.healthcheck", "api.score", "api.server"),
 )
 
 

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from api.bundle.compat import check_compatibility, installed_versions
-from api.bundle.files import BundleFiles, read_manifest, resolve_bundle
-from api.bundle.pickle_scan import PickleInspection
+from api.bundle.checks import check_bundle, recorded_versions
+from api.bundle.compat import installed_versions
+from api.bundle.files import resolve_bundle
 from api.bundle.profile import Profile, load_profile
-from api.bundle.safe_load import check_artifact, unpickle_artifact
+from api.bundle.safe_load import unpickle_artifact
 from api.errors import ArtifactError, ServiceError
 from api.model.compiled import CompiledMismatch, UnsupportedPreprocessor, compile_preprocessor, verify_compiled
+from api.model.golden import check_golden
 from api.model.loaded import ArtifactInfo, LoadedModel
 from api.model.predictor import Predictor, split_pipeline
 from api.model.schema import InputSchema, schema_from_artifacts
@@ -26,29 +27,6 @@ log = logging.getLogger(__name__)
 
 # Errors a fitted estimator raises on input it cannot handle (e.g. NaN where nothing imputes).
 _INFERENCE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
-
-
-def _expected_digests(files: BundleFiles, manifest: dict[str, Any], pins: dict[str, str]) -> dict[str, str]:
-    recorded = manifest.get("files") or {}
-    expected: dict[str, str] = {}
-    for path in files.artifacts:
-        entry = recorded.get(path.name)
-        digest = entry.get("sha256") if isinstance(entry, dict) else entry
-        if isinstance(digest, str):
-            expected[path.name] = digest
-    expected.update({name: digest for name, digest in pins.items() if name in {p.name for p in files.artifacts}})
-    return expected
-
-
-def _recorded_versions(inspection: PickleInspection) -> dict[str, str]:
-    versions: dict[str, str] = {}
-    if inspection.sklearn_versions:
-        versions["sklearn"] = ", ".join(sorted(inspection.sklearn_versions))
-    if inspection.numpy_namespace:
-        versions["numpy"] = "2.x" if inspection.numpy_namespace == "numpy._core" else "1.x"
-    if inspection.lightgbm_model_format:
-        versions["lightgbm_model_format"] = inspection.lightgbm_model_format
-    return versions
 
 
 def _example_record(schema: InputSchema, manifest: dict[str, Any], profile: Any | None) -> dict[str, Any]:
@@ -195,15 +173,13 @@ def load_bundle(
     forbid_extra: bool = False,
     sha256_pins: dict[str, str] | None = None,
     compiled_preprocessing: bool = True,
+    golden_tolerance: float = 1e-9,
 ) -> LoadedModel:
     """Everything from files on disk to a smoke-tested model; raises ArtifactError on any refusal."""
     started = time.perf_counter()
-    files = resolve_bundle(directory, version)
-    manifest = read_manifest(files.manifest, files.version)
-    expected = _expected_digests(files, manifest, sha256_pins or {})
     # Every file is hashed, scanned and allowlisted, and the versions compared, before any is unpickled.
-    checked = {path: check_artifact(path, expected_sha256=expected.get(path.name)) for path in files.artifacts}
-    notes = tuple(check_compatibility([c.inspection for c in checked.values()]))
+    bundle = check_bundle(resolve_bundle(directory, version), sha256_pins)
+    files, manifest, checked, notes = bundle.files, bundle.manifest, bundle.artifacts, bundle.notes
     objects: dict[str, Any] = {}
     artifacts: list[ArtifactInfo] = []
     for role, path in (("preprocessor", files.preprocessor), ("model", files.model)):
@@ -217,7 +193,7 @@ def load_bundle(
                 name=path.name,
                 sha256=artifact.sha256,
                 size_bytes=path.stat().st_size,
-                recorded_versions=_recorded_versions(artifact.inspection),
+                recorded_versions=recorded_versions(artifact.inspection),
             )
         )
     preprocessor, model = split_pipeline(objects.get("preprocessor"), objects["model"])
@@ -254,6 +230,7 @@ def load_bundle(
         predictor.run(smoke.columns, smoke.size)
     except _INFERENCE_ERRORS as exc:
         raise ArtifactError(f"smoke test failed: {type(exc).__name__}: {exc}") from exc
+    golden = check_golden(predictor, profile, files.profile, files.version, tolerance=golden_tolerance)
     return LoadedModel(
         files=files,
         artifacts=tuple(artifacts),
@@ -268,4 +245,5 @@ def load_bundle(
         load_seconds=time.perf_counter() - started,
         profile=profile,
         notes=notes,
+        golden=golden,
     )
