@@ -66,10 +66,7 @@ class Activation:
     previous_version: str | None
     loaded: bool
     seconds: float
-
-    @property
-    def changed(self) -> bool:
-        return self.previous_version != self.model.version or self.loaded
+    changed: bool = True
 
 
 class ModelRegistry:
@@ -201,7 +198,7 @@ class ModelRegistry:
             started = time.perf_counter()
             current, previous = self._current, self._previous
             if current is not None and current.version == version and self._unchanged(current):
-                return Activation(current, previous.version if previous else None, False, 0.0)
+                return Activation(current, previous.version if previous else None, False, 0.0, changed=False)
             if previous is not None and previous.version == version and self._unchanged(previous):
                 return self._swap(trigger, started)
             if version not in self.catalog.versions():
