@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: help venv run test test-unit test-real lint train profile bench image-test lint-container check-deploy audit clean
+.PHONY: help venv run test test-unit test-real lint train profile bench image-test lint-container check-k8s check-deploy audit clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -49,11 +49,14 @@ bench: venv  ## Benchmarks: this service vs the tutorial baseline and MLServer, 
 image-test:  ## Build the hardened image with podman and check it over HTTP
 	bash scripts/image-test.sh
 
-lint-container:  ## hadolint + checkov on the Dockerfile
+lint-container:  ## hadolint + checkov on the Dockerfile, then make check-k8s
 	bash scripts/lint-container.sh
 
 audit:  ## pip-audit of the pinned requirements (says NOT AUDITED, exit 2, when no vulnerability service is reachable)
 	bash scripts/audit.sh
+
+check-k8s:  ## kubernetes-validate (strict) + checkov on deploy/k8s and the Cloud Run service
+	bash scripts/check-k8s.sh
 
 check-deploy:  ## promtool checks of the Prometheus rules and every dashboard expression
 	bash scripts/check-deploy.sh
