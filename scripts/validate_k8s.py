@@ -74,7 +74,7 @@ def main() -> int:
     kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
     listed = list(kustomization.get("resources", []))
     present = sorted(p.name for p in base.glob("*.yaml") if p.name != "kustomization.yaml")
-    problems = [f"{name} is in {base} but not in kustomization.yaml resources" for name in present if name not in listed]
+    problems = [f"{name} is in {base} but not in kustomization.yaml" for name in present if name not in listed]
     problems += [f"kustomization.yaml names {name}, which is missing" for name in listed if name not in present]
     for name in listed:
         if (base / name).is_file():
