@@ -58,8 +58,9 @@ audit:  ## pip-audit of the pinned requirements (says NOT AUDITED, exit 2, when 
 check-k8s:  ## kubernetes-validate (strict) + checkov on deploy/k8s and the Cloud Run service
 	bash scripts/check-k8s.sh
 
-check-deploy:  ## promtool checks of the Prometheus rules and every dashboard expression
+check-deploy:  ## promtool checks of the Prometheus rules and every dashboard expression; compose + Alertmanager config
 	bash scripts/check-deploy.sh
+	bash scripts/check-compose.sh
 
 clean:  ## Remove virtualenvs and caches
 	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache
