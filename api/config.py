@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long /ready answers 503 (while requests are still served) before the "
         "server stops accepting connections, so load balancers stop sending traffic first.",
     )
+    fleet_poll_seconds: float = Field(
+        2.0,
+        gt=0.0,
+        description="How often a replica reads the fleet's active model version from the shared store "
+        "(DATABASE_URL) and converges to it.",
+    )
     shutdown_timeout_seconds: float = Field(
         30.0,
         gt=0.0,

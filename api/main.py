@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api.config import Settings, load_settings
+from api.fleet import FleetSync
 from api.http.access import log_auth_mode
 from api.http.respond import install_error_handlers
 from api.http.stack import request_stack
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with anyio.create_task_group() as background:
                 background.start_soon(_refresh_drift, service)
+                if service.fleet is not None:
+                    background.start_soon(_follow_fleet, service, service.fleet)
                 yield
                 background.cancel_scope.cancel()
         finally:
@@ -83,6 +86,13 @@ async def _refresh_drift(service: Service) -> None:
     while True:
         await anyio.sleep(service.settings.drift_interval_seconds)
         await anyio.to_thread.run_sync(service.monitor.refresh_drift)
+
+
+async def _follow_fleet(service: Service, fleet: FleetSync) -> None:
+    """Converge to the fleet's active version, polled from the shared store, in a worker thread."""
+    while True:
+        await anyio.sleep(service.settings.fleet_poll_seconds)
+        await anyio.to_thread.run_sync(fleet.poll)
 
 
 def __getattr__(name: str) -> FastAPI:

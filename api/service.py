@@ -8,6 +8,8 @@ from typing import Any
 
 from api.auth import AuthSetup, build_authenticator
 from api.config import Settings
+from api.errors import ServiceError
+from api.fleet import FleetSync
 from api.model import heap
 from api.model.batcher import MicroBatcher
 from api.model.catalog import VersionCatalog
@@ -29,6 +31,7 @@ class Service:
     monitor: ModelMonitor = field(init=False)
     batcher: MicroBatcher = field(init=False)
     draining: bool = field(init=False, default=False)
+    fleet: FleetSync | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -65,24 +68,40 @@ class Service:
 
     # --- model changes: the registry checks and swaps; the fleet (when there is one) is told --------
     def start_model(self) -> LoadedModel:
-        """Serve the first model (the newest loadable one, or the pinned one); blocking."""
-        return self.registry.start()
+        """Serve the first model: pinned, else the fleet's, else the newest loadable one; blocking."""
+        fleet = self.fleet
+        model = self.registry.start(fleet.preferred_at_start() if fleet is not None else None)
+        if fleet is not None:
+            fleet.after_start(model)
+        return model
 
-    def activate(self, version: str) -> Activation:
-        """Check and serve ``version``; blocking (run it in a worker thread)."""
-        return self.registry.activate(version, "activate")
+    def activate(self, version: str, by: str | None = None) -> Activation:
+        """Check and serve ``version``, then make it the fleet's; blocking (run it in a worker thread)."""
+        return self._recorded(self.registry.activate(version, "activate"), by)
 
-    def rollback(self) -> Activation:
-        """Serve the previous version again; blocking."""
-        return self.registry.rollback("rollback")
+    def rollback(self, by: str | None = None) -> Activation:
+        """Serve the previous version again (and make it the fleet's); blocking."""
+        return self._recorded(self.registry.rollback("rollback"), by)
 
-    def reload(self) -> Activation:
-        """Load the newest (or pinned) version afresh; blocking."""
-        return self.registry.reload("reload")
+    def reload(self, by: str | None = None) -> Activation:
+        """Load the newest (or pinned) version afresh (and make it the fleet's); blocking."""
+        return self._recorded(self.registry.reload("reload"), by)
+
+    def _recorded(self, activation: Activation, by: str | None) -> Activation:
+        """Record the change in the fleet's store; if the store cannot take it, undo it here and raise."""
+        if self.fleet is None:
+            return activation
+        try:
+            self.fleet.record(activation.model, by)
+        except ServiceError:
+            if activation.changed and activation.previous_version not in (None, activation.model.version):
+                self.registry.rollback("rollback")  # replicas agree through the store, or not at all
+            raise
+        return activation
 
     def fleet_status(self) -> dict[str, Any]:
         """What /ready adds about the fleet's active version (nothing without a shared store)."""
-        return {}
+        return self.fleet.state.to_dict() if self.fleet is not None else {}
 
     def _count_resident(self, _model: LoadedModel, _trigger: LoadTrigger) -> None:
         self.metrics.set_resident(len(self.registry.resident()))

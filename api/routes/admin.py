@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import anyio
@@ -38,11 +39,11 @@ def _answer(status: str, activation: Activation) -> dict[str, Any]:
 async def activate(
     version: Annotated[str, Path(pattern=VERSION_PATTERN, description="A YYYYMMDD_HHMMSS version from GET /models")],
     service: ServiceDep,
-    _: AdminCaller,
+    caller: AdminCaller,
 ) -> dict[str, Any]:
     serving = service.registry.current.version if service.registry.ready else None
     try:
-        activation = await anyio.to_thread.run_sync(service.activate, version)
+        activation = await anyio.to_thread.run_sync(partial(service.activate, version, by=caller.name))
     except ArtifactError as exc:
         message = f"activation of {version} refused, still serving {serving}: {exc.message}"
         raise ActivationRefusedError(message) from exc
@@ -54,8 +55,8 @@ async def activate(
     summary="Serve the previous version again, at once (it is kept loaded)",
     responses=_BUSY,
 )
-async def rollback(service: ServiceDep, _: AdminCaller) -> dict[str, Any]:
-    activation = await anyio.to_thread.run_sync(service.rollback)
+async def rollback(service: ServiceDep, caller: AdminCaller) -> dict[str, Any]:
+    activation = await anyio.to_thread.run_sync(partial(service.rollback, by=caller.name))
     return _answer("rolled_back", activation)
 
 
@@ -64,10 +65,10 @@ async def rollback(service: ServiceDep, _: AdminCaller) -> dict[str, Any]:
     summary="Load the newest (or MODEL_VERSION) bundle from MODEL_DIR; the old model serves until it is ready",
     responses={409: {"description": "The new bundle was refused; the previous model is still served"}},
 )
-async def reload_model(service: ServiceDep, _: AdminCaller) -> dict[str, Any]:
+async def reload_model(service: ServiceDep, caller: AdminCaller) -> dict[str, Any]:
     previous = service.registry.current.version if service.registry.ready else None
     try:
-        activation = await anyio.to_thread.run_sync(service.reload)
+        activation = await anyio.to_thread.run_sync(partial(service.reload, by=caller.name))
     except ArtifactError as exc:
         raise ReloadRefusedError(f"reload refused, still serving {previous}: {exc.message}") from exc
     return {"status": "reloaded", "previous_version": previous, "model_version": activation.model.version}
