@@ -112,6 +112,7 @@ def test_rolling_restart_under_load(fleet: Balancer, offline: dict[str, list[flo
 def test_sigkill_under_load(fleet: Balancer, offline: dict[str, list[float]]) -> None:
     victim = fleet.replicas[1]
     threads = 6
+    retried_before = int(fleet.backend_stats().get("wretr") or 0)
     with LoadGenerator(fleet.url, KEY, real_records(), threads=threads) as load:
         load.wait_for(100)
         killed_at = time.monotonic()
@@ -126,5 +127,7 @@ def test_sigkill_under_load(fleet: Balancer, offline: dict[str, list[float]]) ->
     # Only requests in flight on the killed replica may fail (at most one per client thread);
     # HAProxy's retries on an empty response replay them on another replica.
     failed = load.failures()
+    retried = int(fleet.backend_stats().get("wretr") or 0) - retried_before
+    print(f"SIGKILL: {len(failed)} failed, {retried} retried by HAProxy")  # noqa: T201
     assert all(a.sent <= killed_at + 1.0 for a in failed), failed[:3]
     _check(load, offline, allowed_failures=threads)

@@ -127,16 +127,29 @@ class Balancer:
                 raise RuntimeError((self.work_dir / "haproxy.log").read_text())
             time.sleep(0.02)
 
-    def states(self) -> dict[str, str]:
-        """Each server's state as HAProxy's runtime API reports it (UP, DOWN, MAINT...)."""
+    def _command(self, command: str) -> str:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.connect(str(self.work_dir / "haproxy.sock"))
-            sock.sendall(b"show servers state replicas\n")
+            sock.sendall(command.encode() + b"\n")
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk
+        return data.decode()
+
+    def backend_stats(self) -> dict[str, str]:
+        """The backend's counters (`show stat`): wretr = retries, wredis = redispatches, ...."""
+        lines = self._command("show stat").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(","), strict=False))
+            if row.get("pxname") == "replicas" and row.get("svname") == "BACKEND":
+                return row
+        return {}
+
+    def states(self) -> dict[str, str]:
+        """Each server's state as HAProxy's runtime API reports it (UP, DOWN, MAINT...)."""
         states = {}
-        for line in data.decode().splitlines():
+        for line in self._command("show servers state replicas").splitlines():
             parts = line.split()
             if len(parts) > 5 and parts[0].isdigit():
                 # be_id be_name srv_id srv_name srv_addr srv_op_state ... (2 = running / UP)
