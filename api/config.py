@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     model_sha256: dict[str, str] = Field(
         default_factory=dict,
         description="Pinned SHA-256 per artifact file name (JSON object); a mismatch refuses the bundle.",
+    )
+    model_kinds: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Model kinds of your own, asked before the built-in ones: comma-separated `package.module` "
+        "(defining KIND) or `package.module:Class` (see the README, adding a model kind).",
+    )
+    extra_allowed_globals: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated `module.Name` classes or functions of your own that pickles may name beyond "
+        "the built-in allowlist. Unpickling runs them: name only code you trust (the standard library is refused).",
     )
 
     golden_tolerance: float = Field(
@@ -138,6 +148,13 @@ class Settings(BaseSettings):
     @classmethod
     def _level_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("model_kinds", "extra_allowed_globals", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("model_version", "id_field", "rate_limit", mode="before")
     @classmethod

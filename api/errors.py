@@ -4,10 +4,16 @@ An error body keeps one shape whoever raised it (a route, a middleware, the last
 ``{"error": {"code", "message", "details"?}}`` plus the RFC 9457 problem fields ``type``, ``title``,
 ``status`` and ``detail``. It is sent as ``application/problem+json`` when the client asks for that
 media type, else as ``application/json``.
+
+Why one module of ~330 lines: it is the catalogue. Every error a client can receive is defined
+here, so its status, code and title are found (and reviewed) in one place, and the error metric's
+label values (``error_codes()``) are exactly these classes. Adding an error means adding a class
+here, never a module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -108,6 +114,47 @@ class InvalidInputError(ServiceError):
     title = "Invalid input"
 
 
+# Most problems one rejected request lists (validation stops looking once it has found this many).
+MAX_REPORTED_PROBLEMS: Final = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One rejected value: the record's position, the field (None: the record itself) and what was expected.
+
+    The model layer reports problems this way; the protocol that received the records says where
+    each one is in its own body (``loc``), since request shapes differ between protocols.
+    """
+
+    row: int
+    field: str | None
+    message: str
+    type: str = "invalid"
+
+
+class InvalidRecordsError(InvalidInputError):
+    """Records that do not fit the model's input schema, as (row, field, message) problems sorted by row."""
+
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(
+            problem_summary(self.problems, rows=True),
+            details=[
+                {"row": p.row, "field": p.field, "msg": p.message, "type": p.type}
+                for p in self.problems[:MAX_REPORTED_PROBLEMS]
+            ],
+        )
+
+
+def problem_summary(problems: Sequence[FieldProblem], *, rows: bool) -> str:
+    """One line naming the first problem (and its row, when the request held several records)."""
+    first = problems[0]
+    where = f"row {first.row}, " if rows else ""
+    what = f"field '{first.field}'" if first.field is not None else "record"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"invalid input at {where}{what}: {first.message}{more}"
+
+
 class UnknownCategoryError(InvalidInputError):
     """A category never seen in fit reached an encoder fitted with ``handle_unknown="error"``."""
 
@@ -118,6 +165,14 @@ class UnknownCategoryError(InvalidInputError):
         )
         self.column = column
         self.value = value
+
+
+class ExplanationUnavailableError(ServiceError):
+    """The served model's kind cannot attribute its predictions to its inputs exactly."""
+
+    status_code = 400
+    code = "explanation_unavailable"
+    title = "Explanation unavailable"
 
 
 # --- who is calling --------------------------------------------------------------------------

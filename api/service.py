@@ -13,6 +13,7 @@ from api.fleet import FleetSync
 from api.model import heap
 from api.model.batcher import MicroBatcher
 from api.model.catalog import VersionCatalog
+from api.model.kinds import kinds_from, trust_for
 from api.model.loaded import LoadedModel
 from api.model.loader import load_bundle
 from api.model.registry import Activation, LoadTrigger, ModelRegistry
@@ -47,10 +48,12 @@ class Service:
             sha256_pins=s.model_sha256,
             compiled_preprocessing=s.compiled_preprocessing,
             golden_tolerance=s.golden_tolerance,
+            model_kinds=s.model_kinds,
+            extra_globals=s.extra_allowed_globals,
         )
         self.registry = ModelRegistry(
             lambda version: load(version=version),
-            VersionCatalog(s.model_dir, s.model_sha256),
+            VersionCatalog(s.model_dir, trust_for(kinds_from(s.model_kinds), s.extra_allowed_globals), s.model_sha256),
             pinned=s.model_version,
             reclaim=heap.reclaim,
         )

@@ -37,7 +37,7 @@ def per_call_us(fn: Callable[[], Any], budget: float = BUDGET_SECONDS) -> float:
 
 
 def _end_to_end(validator: Any, predictor: Any, records: list[dict[str, Any]]) -> Any:
-    return predictor.run(validator.validate(records, batch=len(records) > 1).columns, len(records))
+    return predictor.run(validator.validate(records).columns, len(records))
 
 
 def measure(
@@ -51,10 +51,10 @@ def measure(
     samples = [[one or loaded.example], many or [loaded.example] * 100]
     results: list[dict[str, Any]] = []
     for records in samples:
-        rows, batch = len(records), len(records) > 1
-        columns = validator.validate(records, batch=batch).columns
+        rows = len(records)
+        columns = validator.validate(records).columns
         steps: list[tuple[str, Callable[[], Any]]] = [
-            ("validate (JSON records → columns)", partial(validator.validate, records, batch=batch)),
+            ("validate (JSON records → columns)", partial(validator.validate, records)),
             ("library transform (DataFrame + sklearn)", partial(predictor.library_transform, columns)),
         ]
         if predictor.transform_path == "compiled":

@@ -32,7 +32,8 @@ def require_default_stack() -> None:
         line.split("==", 1) for line in (ROOT / "models" / "requirements.txt").read_text().splitlines() if "==" in line
     )
     if sklearn.__version__ != pins.get("scikit-learn"):
-        pytest.skip(f"the default bundle needs scikit-learn {pins.get('scikit-learn')} (this stack has {sklearn.__version__})")
+        needed = pins.get("scikit-learn")
+        pytest.skip(f"the default bundle needs scikit-learn {needed} (this stack has {sklearn.__version__})")
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from api.bundle.profile import build_profile, save_profile
+from api.bundle.profile import save_profile
+from api.bundle.profiling import build_profile
 from api.errors import ServiceError
-from api.model.inference import predict_records
+from api.model.inference import answer_records
 from api.model.loader import load_bundle
 
 log = logging.getLogger("training.profile")
@@ -34,15 +35,15 @@ def write_profile(model_dir: Path, data: Path, version: str | None = None) -> Pa
     accepted, rejected = [], 0
     for record in records:
         try:
-            model.validator.validate([record], batch=False)
+            model.validator.validate([record])
         except ServiceError:
             rejected += 1
             continue
         accepted.append(record)
-    prediction = predict_records(model, accepted, batch=True)
+    answer = answer_records(model, accepted)
     kinds: dict[str, Literal["numeric", "categorical"]] = {c.name: c.kind for c in model.schema.columns}
     target = model_dir / f"profile_{model.version}.json"
-    save_profile(build_profile(prediction.batch.columns, kinds, prediction.output.scores()), target)
+    save_profile(build_profile(answer.batch.columns, kinds, answer.output.scores()), target)
     log.info("profiled %d rows (%d rejected by the schema) into %s", len(accepted), rejected, target)
     return target
 

@@ -22,7 +22,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from api.bundle.profile import build_profile, save_profile
+from api.bundle.profile import save_profile
+from api.bundle.profiling import build_profile
 from api.model.columns import ColumnBatch
 from training.data import (
     CATEGORICAL_COLUMNS,

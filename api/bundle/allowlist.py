@@ -1,11 +1,17 @@
-"""Which globals a model pickle may name: estimator and array classes, and the callables that rebuild them."""
+"""Which globals a model pickle may name: the base families here, plus the entries each model kind brings.
+
+The base is what every bundle's arrays and containers need (numpy, scipy.sparse, pandas, a few
+builtins and joblib's array wrapper). The ML libraries' entries (scikit-learn, LightGBM, XGBoost,
+or a kind of your own) are not listed here: each model kind declares its own (api/model/kinds/)
+and the loader hands them down as an ``Allowlist``.
+"""
 
 from __future__ import annotations
 
 import _compat_pickle
 import importlib
 from collections.abc import Iterable
-from functools import lru_cache
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,36 +42,43 @@ RECONSTRUCTORS = frozenset({
     ("pandas._libs.internals", "_unpickle_block"),
 })
 
-# A class is admitted when it lives in one of these packages and has, among its bases, one of
-# the named classes from the paired package. Naming bases (not modules) covers every release's
-# module layout; it admits e.g. numpy.float64 and sklearn.tree._tree.Tree but not numpy.memmap.
-_FAMILIES: dict[str, frozenset[tuple[str, str]]] = {
-    "sklearn": frozenset({
-        ("sklearn", "BaseEstimator"), ("sklearn", "Tree"), ("sklearn", "TreePredictor"),
-        ("sklearn", "BaseLoss"), ("sklearn", "CyLossFunction"), ("sklearn", "BaseLink"),
-        ("sklearn", "Interval"), ("sklearn", "LossFunction"), ("sklearn", "DistanceMetric"),
-        ("sklearn", "BinaryTree"), ("sklearn", "BinaryTree32"), ("sklearn", "BinaryTree64"),
-        ("sklearn", "BaseOptimizer"), ("sklearn", "Bunch"),
-    }),
-    "lightgbm": frozenset({("sklearn", "BaseEstimator"), ("lightgbm", "Booster")}),
-    "xgboost": frozenset({("sklearn", "BaseEstimator"), ("xgboost", "Booster")}),
-    "numpy": frozenset({
+
+@dataclass(frozen=True)
+class Entries:
+    """Globals the pickles of one package may name beyond the base (what a model kind declares).
+
+    A class of ``package`` is admitted when one of ``bases`` — (top-level package, class name) pairs —
+    is among its bases: naming bases, not modules, covers every release's module layout. ``names``
+    are admitted exactly, as (module, name). ``cython`` admits Cython's generated
+    ``__pyx_unpickle_<Class>`` reconstructors of the package, and ``factories`` the named callables
+    that only call ``cls.__new__`` (cls is itself a global, so it is checked too).
+    """
+
+    package: str
+    bases: frozenset[tuple[str, str]] = frozenset()
+    names: frozenset[tuple[str, str]] = frozenset()
+    cython: bool = False
+    factories: frozenset[str] = frozenset()
+
+
+# A class is admitted when it lives in one of these packages and has one of the paired bases; this
+# admits e.g. numpy.float64 and scipy's csr_matrix but not numpy.memmap.
+BASE: tuple[Entries, ...] = (
+    Entries("numpy", bases=frozenset({
         ("numpy", "dtype"), ("numpy", "generic"), ("numpy", "RandomState"), ("numpy", "Generator"),
         ("numpy", "BitGenerator"), ("numpy", "SeedSequence"),
-    }),
-    "scipy": frozenset({("scipy", "spmatrix"), ("scipy", "sparray"), ("scipy", "_spbase")}),
-    "pandas": frozenset({
+    }), cython=True),
+    Entries("scipy", bases=frozenset({("scipy", "spmatrix"), ("scipy", "sparray"), ("scipy", "_spbase")})),
+    Entries("pandas", bases=frozenset({
         ("pandas", "Index"), ("pandas", "Series"), ("pandas", "DataFrame"), ("pandas", "ExtensionDtype"),
         ("pandas", "ExtensionArray"), ("pandas", "BaseBlockManager"),
-    }),
-}
+    }), cython=True),
+)
 # Exactly these classes, not their subclasses (numpy.memmap is an ndarray that writes files).
 _CLASSES: tuple[type, ...] = (np.ndarray, np.matrix)
-# Cython's generated `__pyx_unpickle_<Class>(type, checksum, state)` and scikit-learn's
-# `newObj(cls)` only call `cls.__new__`; cls is itself a global, so it is checked too.
-_CYTHON_PACKAGES = frozenset({"sklearn", "numpy", "pandas"})
-# Only these top-level packages are ever imported while resolving a name from a pickle.
-_PACKAGES = frozenset(_FAMILIES) | {"builtins", "collections", "_codecs", "joblib"}
+_BASE_PACKAGES = frozenset({"builtins", "collections", "_codecs", "joblib"})
+BASE_PACKAGES = _BASE_PACKAGES | {entry.package for entry in BASE}
+_CACHED_NAMES = 4096
 
 
 def canonical(module: str, name: str) -> tuple[str, str]:
@@ -79,40 +92,69 @@ def canonical(module: str, name: str) -> tuple[str, str]:
     return module, name
 
 
-def is_allowed(module: str, name: str) -> bool:
-    """Whether a pickle may reference module.name."""
-    return _admit(module, name) is not None
+class Allowlist:
+    """The base families plus the given entries: answers "may a pickle name module.name?"."""
 
+    def __init__(self, entries: Iterable[Entries] = ()) -> None:
+        every = (*BASE, *entries)
+        self._families: dict[str, set[tuple[str, str]]] = {}
+        for entry in every:
+            self._families.setdefault(entry.package, set()).update(entry.bases)
+        self._names = frozenset(canonical(*pair) for entry in every for pair in entry.names)
+        self._cython = frozenset(entry.package for entry in every if entry.cython)
+        self._factories = frozenset((entry.package, name) for entry in every for name in entry.factories)
+        # Only modules of these top-level packages are ever imported while resolving a name from a
+        # pickle; a package that only lists exact names has only those names' modules imported.
+        self._packages = _BASE_PACKAGES | {
+            entry.package for entry in every if entry.bases or entry.cython or entry.factories
+        }
+        self._admitted: dict[tuple[str, str], object | None] = {}
 
-def refused(names: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The names that are not allowed, sorted."""
-    return sorted(pair for pair in set(names) if not is_allowed(*pair))
+    def is_allowed(self, module: str, name: str) -> bool:
+        """Whether a pickle may reference module.name."""
+        return self._admit(module, name) is not None
 
+    def refused(self, names: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The names that are not allowed, sorted."""
+        return sorted(pair for pair in set(names) if not self.is_allowed(*pair))
 
-def resolve(module: str, name: str) -> object:
-    """The object for an allowed module.name (for Unpickler.find_class); refuses anything else."""
-    target = _admit(module, name)
-    if target is None:
-        raise UnsafeArtifactError(f"the pickle references {module}.{name}, which is not on the allowlist")
-    return target
+    def resolve(self, module: str, name: str) -> object:
+        """The object for an allowed module.name (for Unpickler.find_class); refuses anything else."""
+        target = self._admit(module, name)
+        if target is None:
+            raise UnsafeArtifactError(f"the pickle references {module}.{name}, which is not on the allowlist")
+        return target
 
+    def _admit(self, module: str, name: str) -> object | None:
+        key = (module, name)
+        if key in self._admitted:
+            return self._admitted[key]
+        target = self._find(*canonical(module, name))
+        if len(self._admitted) < _CACHED_NAMES:  # a hostile pickle may name endless distinct globals
+            self._admitted[key] = target
+        return target
 
-@lru_cache(maxsize=1024)
-def _admit(module: str, name: str) -> object | None:
-    module, name = canonical(module, name)
-    package = module.split(".", 1)[0]
-    target = _locate(module, name) if package in _PACKAGES and "." not in name else None
-    if target is None:
+    def _find(self, module: str, name: str) -> object | None:
+        package = module.split(".", 1)[0]
+        exact = (module, name) in RECONSTRUCTORS or (module, name) in self._names
+        if "." in name or not (exact or package in self._packages):
+            return None
+        target = _locate(module, name)
+        if target is None or exact:
+            return target
+        if package in self._cython and callable(target) and not isinstance(target, type) and (
+            name.startswith("__pyx_unpickle_") or (package, name) in self._factories
+        ):
+            return target
+        if isinstance(target, type) and self._is_admitted_class(target):
+            return target
         return None
-    if (module, name) in RECONSTRUCTORS:
-        return target
-    if package in _CYTHON_PACKAGES and callable(target) and not isinstance(target, type) and (
-        name.startswith("__pyx_unpickle_") or (package == "sklearn" and name == "newObj")
-    ):
-        return target
-    if isinstance(target, type) and _is_admitted_class(target):
-        return target
-    return None
+
+    def _is_admitted_class(self, cls: type) -> bool:
+        if cls in _CLASSES:
+            return True
+        bases = self._families.get(cls.__module__.split(".", 1)[0], ())
+        return any((base.__module__.split(".", 1)[0], base.__name__) in bases for base in cls.__mro__)
 
 
 def _locate(module: str, name: str) -> object | None:
@@ -124,11 +166,3 @@ def _locate(module: str, name: str) -> object | None:
     except ImportError:
         return None
     return getattr(owner, name, None)
-
-
-def _is_admitted_class(cls: type) -> bool:
-    if cls in _CLASSES:
-        return True
-    package = cls.__module__.split(".", 1)[0]
-    bases = _FAMILIES.get(package, frozenset())
-    return any((base.__module__.split(".", 1)[0], base.__name__) in bases for base in cls.__mro__)

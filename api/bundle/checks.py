@@ -10,6 +10,7 @@ from api.bundle.compat import check_compatibility
 from api.bundle.files import BundleFiles, read_manifest
 from api.bundle.pickle_scan import PickleInspection
 from api.bundle.safe_load import CheckedArtifact, check_artifact
+from api.bundle.trust import Trust
 
 
 @dataclass(frozen=True)
@@ -38,20 +39,16 @@ def expected_digests(files: BundleFiles, manifest: dict[str, Any], pins: dict[st
 
 def recorded_versions(inspection: PickleInspection) -> dict[str, str]:
     """The library versions a pickle records about itself, read from its opcodes."""
-    versions: dict[str, str] = {}
-    if inspection.sklearn_versions:
-        versions["sklearn"] = ", ".join(sorted(inspection.sklearn_versions))
+    versions = {label: ", ".join(sorted(values)) for label, values in sorted(inspection.recorded.items())}
     if inspection.numpy_namespace:
         versions["numpy"] = "2.x" if inspection.numpy_namespace == "numpy._core" else "1.x"
-    if inspection.lightgbm_model_format:
-        versions["lightgbm_model_format"] = inspection.lightgbm_model_format
     return versions
 
 
-def check_bundle(files: BundleFiles, sha256_pins: dict[str, str] | None = None) -> CheckedBundle:
+def check_bundle(files: BundleFiles, trust: Trust, sha256_pins: dict[str, str] | None = None) -> CheckedBundle:
     """Hash, scan and allowlist every artifact and compare versions; raises ArtifactError on any refusal."""
     manifest = read_manifest(files.manifest, files.version)
     expected = expected_digests(files, manifest, sha256_pins or {})
-    checked = {path: check_artifact(path, expected_sha256=expected.get(path.name)) for path in files.artifacts}
-    notes = tuple(check_compatibility([c.inspection for c in checked.values()]))
+    checked = {path: check_artifact(path, trust, expected_sha256=expected.get(path.name)) for path in files.artifacts}
+    notes = tuple(check_compatibility([c.inspection for c in checked.values()], trust))
     return CheckedBundle(files=files, manifest=manifest, artifacts=checked, notes=notes)

@@ -13,8 +13,10 @@ from typing import Any
 import joblib
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
-from api.bundle import allowlist
-from api.bundle.pickle_scan import PickleInspection, inspect_stream, unwrap
+from api.bundle.allowlist import Allowlist
+from api.bundle.container import unwrap
+from api.bundle.pickle_scan import PickleInspection, inspect_stream
+from api.bundle.trust import Trust
 from api.errors import ArtifactError, UnsafeArtifactError
 
 # joblib < 1.6 reads object arrays with a bare pickle.load, which bypasses find_class.
@@ -50,9 +52,10 @@ class CheckedArtifact:
     sha256: str
     stream: bytes
     inspection: PickleInspection
+    allowlist: Allowlist  # the one it passed: unpickling enforces the same in find_class
 
 
-def check_artifact(path: Path, *, expected_sha256: str | None = None) -> CheckedArtifact:
+def check_artifact(path: Path, trust: Trust, *, expected_sha256: str | None = None) -> CheckedArtifact:
     """Read, hash-check, inspect and allowlist-check a pickle or joblib file, without unpickling it."""
     try:
         raw = path.read_bytes()  # read once: hash, scan and load all see these bytes
@@ -62,29 +65,30 @@ def check_artifact(path: Path, *, expected_sha256: str | None = None) -> Checked
     if expected_sha256 is not None and actual != expected_sha256.strip().lower():
         raise UnsafeArtifactError(f"{path.name} has SHA-256 {actual}, expected {expected_sha256}; refusing it")
     stream, compression = unwrap(raw, path)
-    inspection = inspect_stream(stream, path=path, compression=compression)
-    refused = allowlist.refused(inspection.globals)
+    inspection = inspect_stream(stream, path=path, compression=compression, recorders=trust.recorders)
+    refused = trust.allowlist.refused(inspection.globals)
     if refused:
         names = ", ".join(f"{module}.{name}" for module, name in refused)
         raise UnsafeArtifactError(
-            f"{path.name} references globals outside the allowlist: {names}; refusing to unpickle it"
+            f"{path.name} references globals outside the allowlist: {names}; refusing to unpickle it "
+            "(a class of your own that you trust can be allowed by name: EXTRA_ALLOWED_GLOBALS)"
         )
     if inspection.container == "joblib":
         _require_joblib(path)
-    return CheckedArtifact(path, actual, stream, inspection)
+    return CheckedArtifact(path, actual, stream, inspection, trust.allowlist)
 
 
 def unpickle_artifact(artifact: CheckedArtifact) -> object:
     """Unpickle a checked artifact with the allowlist enforced again in find_class."""
     try:
-        return _unpickle(artifact.stream, artifact.inspection)
+        return _unpickle(artifact)
     except _LOAD_ERRORS as exc:
         raise ArtifactError(f"{artifact.path.name} could not be unpickled: {type(exc).__name__}: {exc}") from exc
 
 
-def load_artifact(path: Path, *, expected_sha256: str | None = None) -> object:
+def load_artifact(path: Path, trust: Trust, *, expected_sha256: str | None = None) -> object:
     """Hash-check, inspect, allowlist-check, then unpickle a pickle or joblib file."""
-    return unpickle_artifact(check_artifact(path, expected_sha256=expected_sha256))
+    return unpickle_artifact(check_artifact(path, trust, expected_sha256=expected_sha256))
 
 
 def _require_joblib(path: Path) -> None:
@@ -96,11 +100,11 @@ def _require_joblib(path: Path) -> None:
         )
 
 
-def _unpickle(stream: bytes, inspection: PickleInspection) -> object:
-    buffer = io.BytesIO(stream)
-    if inspection.container == "pickle":
-        return _RestrictedUnpickler(buffer, inspection.path).load()
-    unpickler = _RestrictedNumpyUnpickler(buffer, inspection)
+def _unpickle(artifact: CheckedArtifact) -> object:
+    buffer = io.BytesIO(artifact.stream)
+    if artifact.inspection.container == "pickle":
+        return _RestrictedUnpickler(buffer, artifact.path, artifact.allowlist).load()
+    unpickler = _RestrictedNumpyUnpickler(buffer, artifact.inspection, artifact.allowlist)
     obj = unpickler.load()
     unpickler.check_all_arrays_read()
     return obj
@@ -109,12 +113,13 @@ def _unpickle(stream: bytes, inspection: PickleInspection) -> object:
 class _RestrictedUnpickler(pickle.Unpickler):
     """The C unpickler, with find_class limited to the allowlist."""
 
-    def __init__(self, file: io.BytesIO, path: Path) -> None:
+    def __init__(self, file: io.BytesIO, path: Path, allowlist: Allowlist) -> None:
         super().__init__(file)
         self._path = path
+        self._allowlist = allowlist
 
     def find_class(self, module: str, name: str) -> Any:
-        return _resolve(module, name, self._path)
+        return _resolve(self._allowlist, module, name, self._path)
 
 
 class _RestrictedNumpyUnpickler(NumpyUnpickler):  # type: ignore[misc]
@@ -122,15 +127,16 @@ class _RestrictedNumpyUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
     dispatch = NumpyUnpickler.dispatch.copy()
 
-    def __init__(self, file: io.BytesIO, inspection: PickleInspection) -> None:
+    def __init__(self, file: io.BytesIO, inspection: PickleInspection, allowlist: Allowlist) -> None:
         super().__init__(str(inspection.path), file, ensure_native_byte_order=True)
         self._path = inspection.path
+        self._allowlist = allowlist
         self._spans = list(inspection.array_spans)
         self._read = 0
 
     def find_class(self, module: str, name: str) -> Any:
         # Also used for object arrays: joblib >= 1.6 routes their nested unpickler through here.
-        return _resolve(module, name, self._path)
+        return _resolve(self._allowlist, module, name, self._path)
 
     def load_build(self) -> None:
         pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
@@ -158,7 +164,7 @@ class _RestrictedNumpyUnpickler(NumpyUnpickler):  # type: ignore[misc]
         )
 
 
-def _resolve(module: str, name: str, path: Path) -> Any:
+def _resolve(allowlist: Allowlist, module: str, name: str, path: Path) -> Any:
     try:
         return allowlist.resolve(module, name)
     except UnsafeArtifactError as exc:

@@ -1,4 +1,4 @@
-"""Read and parse a JSON request body within the size limit, and find the records in it."""
+"""Read and parse a JSON request body within the size limit, find the records in it, place problems in it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from api.errors import InvalidInputError, MalformedRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from api.errors import (
+    MAX_REPORTED_PROBLEMS,
+    InvalidInputError,
+    InvalidRecordsError,
+    MalformedRequestError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    problem_summary,
+)
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
@@ -72,3 +80,21 @@ def split_records(body: Any, *, max_batch: int, batch_key: str = "instances") ->
             ],
         )
     return instances, True
+
+
+def locate(error: InvalidRecordsError, *, batch: bool, batch_key: str = "instances") -> InvalidInputError:
+    """The records' problems placed in this body: ["body", batch_key, row, field] in a batch, ["body", field] alone."""
+    details: list[dict[str, Any]] = []
+    for problem in error.problems[:MAX_REPORTED_PROBLEMS]:
+        prefix: list[Any] = ["body", batch_key, problem.row] if batch else ["body"]
+        detail: dict[str, Any] = {
+            "loc": [*prefix, problem.field] if problem.field else prefix,
+            "msg": problem.message,
+            "type": problem.type,
+        }
+        if problem.field is not None:
+            detail["field"] = problem.field
+        if batch:
+            detail["row"] = problem.row
+        details.append(detail)
+    return InvalidInputError(problem_summary(error.problems, rows=batch), details=details)

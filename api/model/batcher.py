@@ -1,9 +1,10 @@
 """Adaptive micro-batching: concurrent requests share one model call, in one worker thread.
 
-Requests that arrive while the model is busy are coalesced into the next call (up to
-``max_rows``); a lone request is never made to wait. Only models proven row-independent at
-load (a row's answer does not depend on the rows beside it) are coalesced, so every answer is
-identical to an unbatched call. A bounded queue sheds load with 503 instead of growing latency.
+Requests that arrive while the model is busy are taken together (up to ``max_rows``); a lone
+request is never made to wait. The worker hands what it took to ``inference.infer``, which
+coalesces them only for models proven row-independent at load, so every answer is identical to
+an unbatched call. A bounded queue sheds load with 503 instead of growing latency. This module
+is only about threads and queues: what a request goes through is in inference.py.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.errors import NotReadyError, OverloadedError, ServiceError
-from api.model.inference import Prediction, merge_batches, new_prediction_ids, run_model, validate
+from api.model.inference import Answer, ModelCall, infer
 from api.model.loaded import LoadedModel
-from api.model.validation import ValidatedBatch
 
 log = logging.getLogger(__name__)
 _STOP = object()
@@ -29,14 +29,13 @@ _MONITORING_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticErr
 
 @dataclass
 class _Job:
+    """One request in the queue (an ``inference.Pending``), and where its answer goes."""
+
     records: Sequence[Any]
-    batch: bool
-    future: asyncio.Future[Prediction]
+    future: asyncio.Future[Answer]
     loop: asyncio.AbstractEventLoop
     enqueued: float = field(default_factory=time.perf_counter)
-    validated: ValidatedBatch | None = None
-    validation_seconds: float = 0.0
-    outcome: Prediction | BaseException | None = None
+    outcome: Answer | BaseException | None = None
 
 
 def _settle(jobs: list[_Job]) -> None:
@@ -56,7 +55,7 @@ class MicroBatcher:
     def __init__(
         self,
         current_model: Callable[[], LoadedModel],
-        observe: Callable[[Prediction, list[Prediction]], None],
+        observe: Callable[[Answer, list[Answer]], None],
         *,
         max_rows: int,
         max_wait_seconds: float,
@@ -92,8 +91,8 @@ class MicroBatcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    async def submit(self, records: Sequence[Any], *, batch: bool) -> Prediction:
-        """Queue one request's records and wait for its prediction (or its error)."""
+    async def submit(self, records: Sequence[Any]) -> Answer:
+        """Queue one request's records and wait for its answer (or its error)."""
         if not self._running:
             raise NotReadyError("the inference worker is not running")
         rows = len(records)
@@ -105,7 +104,7 @@ class MicroBatcher:
                 )
             self._queued_rows += rows
         loop = asyncio.get_running_loop()
-        job = _Job(records, batch, loop.create_future(), loop)
+        job = _Job(records, loop.create_future(), loop)
         self._queue.put(job)
         return await job.future
 
@@ -145,9 +144,9 @@ class MicroBatcher:
 
     def _run(self) -> None:
         while (jobs := self._take()) is not None:
-            calls: list[tuple[Prediction, list[Prediction]]] = []
+            calls: list[ModelCall] = []
             try:
-                self._process(jobs, calls)
+                calls = infer(self._current_model(), jobs)
             except ServiceError as exc:
                 for job in jobs:
                     job.outcome = job.outcome or exc
@@ -174,74 +173,7 @@ class MicroBatcher:
                 self._observation.notify_all()
 
     def wait_observed(self, timeout: float = 5.0) -> None:
-        """Block until every prediction answered so far is in the drift window and the prediction log."""
+        """Block until every answer given so far is in the drift window and the prediction log."""
         with self._observation:
             target = self._answered
             self._observation.wait_for(lambda: self._observed >= target, timeout)
-
-    def _process(self, jobs: list[_Job], calls: list[tuple[Prediction, list[Prediction]]]) -> None:
-        model = self._current_model()
-        if len(jobs) > 1 and model.predictor.row_independent:
-            merged = self._validate_together(model, jobs)
-            if merged is not None:
-                calls.append(self._call(model, jobs, merged))
-                return
-        valid: list[_Job] = []
-        for job in jobs:
-            started = time.perf_counter()
-            try:
-                job.validated = validate(model, job.records, batch=job.batch)
-            except ServiceError as exc:
-                job.outcome = exc
-                continue
-            job.validation_seconds = time.perf_counter() - started
-            valid.append(job)
-        if not valid:
-            return
-        batches = [job.validated for job in valid if job.validated is not None]
-        if model.predictor.row_independent or len(valid) == 1:
-            calls.append(self._call(model, valid, merge_batches(batches)))
-        else:
-            calls.extend(self._call(model, [job], batch) for job, batch in zip(valid, batches, strict=True))
-
-    @staticmethod
-    def _validate_together(model: LoadedModel, jobs: list[_Job]) -> ValidatedBatch | None:
-        """All jobs' records validated in one column-wise pass (a row's checks never look at other rows).
-
-        None when any record is refused: each request is then validated alone, so its error names
-        its own rows and the others still get their answers.
-        """
-        started = time.perf_counter()
-        records = [record for job in jobs for record in job.records]
-        try:
-            merged = validate(model, records, batch=True)
-        except ServiceError:
-            return None
-        seconds_per_row = (time.perf_counter() - started) / len(records)
-        start = 0
-        for job in jobs:
-            stop = start + len(job.records)
-            ids = None if merged.ids is None else merged.ids[start:stop]
-            job.validated = ValidatedBatch(columns={}, ids=ids, warnings=merged.warnings[start:stop], size=stop - start)
-            job.validation_seconds = seconds_per_row * (stop - start)
-            start = stop
-        return merged
-
-    def _call(
-        self, model: LoadedModel, jobs: list[_Job], merged: ValidatedBatch
-    ) -> tuple[Prediction, list[Prediction]]:
-        timings: dict[str, float] = {}
-        output = run_model(model, merged, timings)
-        combined = Prediction(model, merged, output, new_prediction_ids(merged.size), timings)
-        parts: list[Prediction] = []
-        start = 0
-        now = time.perf_counter()
-        for job in jobs:
-            assert job.validated is not None
-            stop = start + job.validated.size
-            part = combined.slice(start, stop, job.validated)
-            part.timings = {"validation": job.validation_seconds, "queue_wait": now - job.enqueued}
-            job.outcome = part
-            parts.append(part)
-            start = stop
-        return combined, parts

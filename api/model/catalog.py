@@ -17,6 +17,7 @@ from api.bundle.checks import expected_digests, recorded_versions
 from api.bundle.compat import check_compatibility
 from api.bundle.files import BundleFiles, bundle_candidates, read_manifest
 from api.bundle.safe_load import CheckedArtifact, check_artifact, sha256_file
+from api.bundle.trust import Trust
 from api.errors import ArtifactError
 from api.model.loaded import ArtifactInfo
 
@@ -49,7 +50,7 @@ def _artifact_info(role: str, path: Path, checked: CheckedArtifact | None) -> Ar
     )
 
 
-def inspect_version(files: BundleFiles, sha256_pins: dict[str, str] | None = None) -> VersionRecord:
+def inspect_version(files: BundleFiles, trust: Trust, sha256_pins: dict[str, str] | None = None) -> VersionRecord:
     """Every pre-unpickling check of one version, each file reported even when another is refused."""
     fingerprint = files.fingerprint()
     problems: list[str] = []
@@ -66,7 +67,7 @@ def inspect_version(files: BundleFiles, sha256_pins: dict[str, str] | None = Non
             continue
         checked: CheckedArtifact | None = None
         try:
-            checked = check_artifact(path, expected_sha256=expected.get(path.name))
+            checked = check_artifact(path, trust, expected_sha256=expected.get(path.name))
             inspections.append(checked.inspection)
         except ArtifactError as exc:
             problems.append(exc.message)
@@ -74,7 +75,7 @@ def inspect_version(files: BundleFiles, sha256_pins: dict[str, str] | None = Non
         del checked  # the file's bytes: not kept
     if not problems:
         try:
-            check_compatibility(inspections)
+            check_compatibility(inspections, trust)
         except ArtifactError as exc:
             problems.append(exc.message)
     return VersionRecord(
@@ -89,8 +90,9 @@ def inspect_version(files: BundleFiles, sha256_pins: dict[str, str] | None = Non
 class VersionCatalog:
     """The versions of one model directory, statically checked and cached by file fingerprint."""
 
-    def __init__(self, directory: Path, sha256_pins: dict[str, str] | None = None) -> None:
+    def __init__(self, directory: Path, trust: Trust, sha256_pins: dict[str, str] | None = None) -> None:
         self.directory = directory
+        self.trust = trust
         self.sha256_pins = dict(sha256_pins or {})
         self._cache: dict[str, VersionRecord] = {}
         self._lock = threading.Lock()
@@ -117,7 +119,7 @@ class VersionCatalog:
             for files in self.candidates():
                 cached = self._cache.get(files.version)
                 if cached is None or cached.fingerprint != files.fingerprint():
-                    cached = inspect_version(files, self.sha256_pins)
+                    cached = inspect_version(files, self.trust, self.sha256_pins)
                     self._cache[files.version] = cached
                 records.append(cached)
             for gone in set(self._cache) - {r.version for r in records}:

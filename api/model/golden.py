@@ -22,6 +22,7 @@ import numpy as np
 from api.bundle.profile import Profile
 from api.errors import ArtifactError, ServiceError
 from api.model.predictor import Predictor
+from api.model.schema import InputSchema
 from api.model.validation import RecordValidator
 
 MAX_ROWS = 200
@@ -37,7 +38,7 @@ def _usable(
     for index, row in enumerate(rows[:MAX_ROWS]):
         record = dict(row)
         try:
-            validator.validate([record], batch=False)
+            validator.validate([record])
         except ServiceError:
             continue
         kept.append(record)
@@ -47,7 +48,7 @@ def _usable(
 
 
 def _scores(predictor: Predictor, validator: RecordValidator, rows: list[dict[str, Any]]) -> np.ndarray:
-    batch = validator.validate(rows, batch=True)
+    batch = validator.validate(rows)
     try:
         output = predictor.run(batch.columns, batch.size)
     except _INFERENCE_ERRORS as exc:
@@ -57,11 +58,12 @@ def _scores(predictor: Predictor, validator: RecordValidator, rows: list[dict[st
         return np.asarray(scores, dtype=np.float64)
     if output.probabilities is not None:
         return np.asarray(output.probabilities, dtype=np.float64).ravel()
-    return np.asarray([repr(p) for p in output.predictions], dtype=object)
+    return np.asarray([repr(p) for p in output.values], dtype=object)
 
 
 def check_golden(
     predictor: Predictor,
+    schema: InputSchema,
     profile: Profile | None,
     profile_file: Path | None,
     version: str,
@@ -71,7 +73,7 @@ def check_golden(
     """Check the golden rows; return what was checked (for GET /model), raise ArtifactError on a mismatch."""
     if profile is None or profile_file is None or not profile.sample_rows:
         return "no golden rows (no drift profile with sample rows)"
-    validator = RecordValidator(predictor.schema, id_field=None, forbid_extra=False)
+    validator = RecordValidator(schema, id_field=None, forbid_extra=False)
     recorded = profile.sample_scores if profile_file.name == f"profile_{version}.json" else None
     rows, expected = _usable(validator, profile.sample_rows, recorded)
     if not rows:

@@ -1,4 +1,9 @@
-"""The request path without HTTP: records in, timed predictions out."""
+"""The request path without HTTP: records in, answers out — validate, transform, predict.
+
+``infer`` serves the requests the micro-batcher hands it, coalescing them into one model call when
+the model was proven row-independent; ``answer_records`` is the same path for one set of records
+(offline use: profiles, benchmarks). Neither knows about HTTP: the route renders an ``Answer``.
+"""
 
 from __future__ import annotations
 
@@ -6,81 +11,134 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from api.errors import ServiceError
+from api.model.kinds import ModelOutput
 from api.model.loaded import LoadedModel
-from api.model.predictor import ModelOutput
 from api.model.validation import ValidatedBatch
 
 
 @dataclass
-class Prediction:
-    """The answer for a batch of records, with what monitoring needs to observe it."""
+class Answer:
+    """What a batch of records got: the model's output per row, with its ids, warnings and timings.
+
+    One model call gives one Answer; each request it served gets its own ``part`` of it.
+    """
 
     model: LoadedModel
     batch: ValidatedBatch
     output: ModelOutput
-    prediction_ids: list[str]
+    prediction_ids: list[str]  # what clients send back with the true label (POST /feedback)
     timings: dict[str, float] = field(default_factory=dict)
 
-    def slice(self, start: int, stop: int, batch: ValidatedBatch) -> Prediction:
-        """The part of a coalesced call that answers one request."""
+    def part(self, start: int, stop: int, batch: ValidatedBatch) -> Answer:
+        """The rows [start, stop) of a coalesced call: one request's answer."""
         output = ModelOutput(
-            self.output.predictions[start:stop],
+            self.output.values[start:stop],
             None if self.output.probabilities is None else self.output.probabilities[start:stop],
         )
-        return Prediction(self.model, batch, output, self.prediction_ids[start:stop])
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One JSON-ready object per record, in request order."""
-        keys = self.model.predictor.class_keys
-        probabilities = self.output.probabilities.tolist() if self.output.probabilities is not None else None
-        ids = self.batch.ids
-        rows: list[dict[str, Any]] = []
-        for index, value in enumerate(self.output.predictions):
-            row: dict[str, Any] = {"prediction": value}
-            if probabilities is not None:
-                row["probabilities"] = dict(zip(keys, probabilities[index], strict=True))
-            if ids is not None:
-                row["id"] = ids[index]
-            row["prediction_id"] = self.prediction_ids[index]
-            if self.batch.warnings[index]:
-                row["warnings"] = self.batch.warnings[index]
-            rows.append(row)
-        return rows
-
-    def body(self, *, batch: bool) -> dict[str, Any]:
-        rows = self.rows()
-        if batch:
-            return {"predictions": rows, "model_version": self.model.version}
-        return {**rows[0], "model_version": self.model.version}
+        return Answer(self.model, batch, output, self.prediction_ids[start:stop])
 
 
-def validate(model: LoadedModel, records: Sequence[Any], *, batch: bool) -> ValidatedBatch:
-    """Check records against the model's schema (raises InvalidInputError)."""
-    return model.validator.validate(records, batch=batch)
+class Pending(Protocol):
+    """A request waiting for its answer (the batcher's job): its records, when it was queued, its outcome."""
+
+    records: Sequence[Any]
+    enqueued: float
+    outcome: Answer | BaseException | None
 
 
-def run_model(model: LoadedModel, validated: ValidatedBatch, timings: dict[str, float]) -> ModelOutput:
-    """Preprocess and predict one validated batch, timing each phase."""
+# One model call: its Answer over every row, and the Answer of each request it served (for monitoring).
+ModelCall = tuple[Answer, list[Answer]]
+_Valid = tuple[Pending, ValidatedBatch, float]  # a request, its validated rows, seconds spent validating them
+
+
+def infer(model: LoadedModel, requests: Sequence[Pending]) -> list[ModelCall]:
+    """Answer each request (its ``outcome``: an Answer, or the error refusing its records); return the model calls."""
+    if len(requests) > 1 and model.predictor.row_independent:
+        coalesced = _validate_together(model, requests)
+        if coalesced is not None:
+            return [_call(model, *coalesced)]
+    valid: list[_Valid] = []
+    for request in requests:
+        started = time.perf_counter()
+        try:
+            batch = model.validator.validate(request.records)
+        except ServiceError as exc:
+            request.outcome = exc
+            continue
+        valid.append((request, batch, time.perf_counter() - started))
+    if not valid:
+        return []
+    if model.predictor.row_independent or len(valid) == 1:
+        return [_call(model, valid, merge_batches([batch for _, batch, _ in valid]))]
+    return [_call(model, [one], one[1]) for one in valid]
+
+
+def answer_records(model: LoadedModel, records: Sequence[Any]) -> Answer:
+    """Validate, transform and predict one set of records in the calling thread."""
     started = time.perf_counter()
-    features = model.predictor.transform(validated.columns)
+    validated = model.validator.validate(records)
+    timings = {"validation": time.perf_counter() - started}
+    output = _run_model(model, validated, timings)
+    return Answer(model, validated, output, new_prediction_ids(validated.size), timings)
+
+
+def _validate_together(model: LoadedModel, requests: Sequence[Pending]) -> tuple[list[_Valid], ValidatedBatch] | None:
+    """All requests' records validated in one column-wise pass (a row's checks never look at other rows).
+
+    None when any record is refused: each request is then validated alone, so its error names
+    its own rows and the others still get their answers.
+    """
+    started = time.perf_counter()
+    records = [record for request in requests for record in request.records]
+    try:
+        merged = model.validator.validate(records)
+    except ServiceError:
+        return None
+    seconds_per_row = (time.perf_counter() - started) / len(records)
+    valid: list[_Valid] = []
+    start = 0
+    for request in requests:
+        stop = start + len(request.records)
+        ids = None if merged.ids is None else merged.ids[start:stop]
+        part = ValidatedBatch(columns={}, ids=ids, warnings=merged.warnings[start:stop], size=stop - start)
+        valid.append((request, part, seconds_per_row * (stop - start)))
+        start = stop
+    return valid, merged
+
+
+def _call(model: LoadedModel, valid: list[_Valid], merged: ValidatedBatch) -> ModelCall:
+    """One model call over the merged rows, split into each request's answer."""
+    timings: dict[str, float] = {}
+    output = _run_model(model, merged, timings)
+    combined = Answer(model, merged, output, new_prediction_ids(merged.size), timings)
+    parts: list[Answer] = []
+    start = 0
+    now = time.perf_counter()
+    for request, batch, validation_seconds in valid:
+        stop = start + batch.size
+        part = combined.part(start, stop, batch)
+        part.timings = {"validation": validation_seconds, "queue_wait": now - request.enqueued}
+        request.outcome = part
+        parts.append(part)
+        start = stop
+    return combined, parts
+
+
+def _run_model(model: LoadedModel, validated: ValidatedBatch, timings: dict[str, float]) -> ModelOutput:
+    """Preprocess and predict one validated batch, timing each phase."""
+    predictor = model.predictor
+    started = time.perf_counter()
+    features = predictor.transform(validated.columns)
     transformed = time.perf_counter()
-    output = model.predictor.predict(features, validated.size)
+    output = predictor.predict(features, validated.size)
     timings["preprocessing"] = transformed - started
     timings["prediction"] = time.perf_counter() - transformed
     return output
-
-
-def predict_records(model: LoadedModel, records: Sequence[Any], *, batch: bool) -> Prediction:
-    """Validate, preprocess and predict, in one call (the unbatched path)."""
-    started = time.perf_counter()
-    validated = validate(model, records, batch=batch)
-    timings = {"validation": time.perf_counter() - started}
-    output = run_model(model, validated, timings)
-    return Prediction(model, validated, output, new_prediction_ids(validated.size), timings)
 
 
 def new_prediction_ids(count: int) -> list[str]:

@@ -39,7 +39,6 @@ class LoadedModel:
     example: dict[str, Any]
     installed_versions: dict[str, str]
     transform_reason: str
-    model_path: str
     load_seconds: float
     profile: Profile | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -61,6 +60,7 @@ class LoadedModel:
             "model_dir": str(self.files.directory),
             "files": [a.to_dict() for a in self.artifacts],
             "task": predictor.task,
+            "model_kind": predictor.kind,
             "model_type": f"{type(predictor.model).__module__}.{type(predictor.model).__qualname__}",
             "preprocessor_type": None
             if predictor.preprocessor is None
@@ -75,7 +75,7 @@ class LoadedModel:
             "installed_versions": self.installed_versions,
             "input_schema": {"fields": self.schema.to_dict(), "example": self.example},
             "preprocessing": {"path": predictor.transform_path, "reason": self.transform_reason},
-            "prediction_path": self.model_path,
+            "prediction_path": predictor.predict_path,
             "micro_batching": "coalesces concurrent requests (rows proven batch-independent at load)"
             if predictor.row_independent
             else "one model call per request (batching would change low-order bits for this model)",

@@ -159,8 +159,8 @@ def _from_column_transformer(ct: Any) -> InputSchema:
     )
 
 
-def schema_from_artifacts(preprocessor: Any | None, model: Any) -> InputSchema:
-    """Derive the input schema from the fitted preprocessor, else from the model's own inputs."""
+def schema_from_artifacts(preprocessor: Any | None, model_inputs: list[str] | None = None) -> InputSchema:
+    """Derive the input schema from the fitted preprocessor, else from the model's inputs (its kind names them)."""
     if preprocessor is not None and hasattr(preprocessor, "transformers_"):
         return _from_column_transformer(preprocessor)
     if preprocessor is not None and hasattr(preprocessor, "steps"):
@@ -183,11 +183,10 @@ def schema_from_artifacts(preprocessor: Any | None, model: Any) -> InputSchema:
                     for i, n in enumerate(names)
                 )
             )
-    source = preprocessor if preprocessor is not None else model
-    names = [str(n) for n in getattr(source, "feature_names_in_", [])]
-    if not names and hasattr(source, "feature_name"):
-        names = list(source.feature_name())  # raw lightgbm.Booster
-    if not names:
-        count = int(getattr(source, "n_features_in_", 0) or getattr(source, "num_feature", lambda: 0)())
-        names = [f"x{i}" for i in range(count)]
+    if preprocessor is None:
+        names = list(model_inputs or [])
+    else:
+        names = [str(n) for n in getattr(preprocessor, "feature_names_in_", [])]
+        count = int(getattr(preprocessor, "n_features_in_", 0) or 0)
+        names = names or [f"x{i}" for i in range(count)]
     return InputSchema(columns=tuple(ColumnSpec(name=n, kind="numeric") for n in names))

@@ -12,7 +12,7 @@ import numpy as np
 from api.bundle.profile import NumericFeature
 from api.config import Settings
 from api.errors import InvalidInputError
-from api.model.inference import Prediction
+from api.model.inference import Answer
 from api.model.loaded import LoadedModel
 from api.model.registry import LoadTrigger
 from api.monitoring.drift import DriftMonitor, DriftReport
@@ -62,20 +62,20 @@ class ModelMonitor:
         )
         self.metrics.set_ready(True)
 
-    def observe(self, prediction: Prediction, requests: Sequence[Prediction] = ()) -> None:
+    def observe(self, call: Answer, requests: Sequence[Answer] = ()) -> None:
         """Record one model call and the requests it answered: metrics, input quality, drift, prediction log."""
-        batch, output = prediction.batch, prediction.output
-        for part in requests or (prediction,):
+        batch, output = call.batch, call.output
+        for part in requests or (call,):
             self.metrics.observe_request_rows(part.batch.size)
             for phase, seconds in part.timings.items():
                 self.metrics.observe_phase(phase, seconds)  # type: ignore[arg-type]
         if requests:
-            for phase, seconds in prediction.timings.items():
+            for phase, seconds in call.timings.items():
                 self.metrics.observe_phase(phase, seconds)  # type: ignore[arg-type]
         self.metrics.observe_model_call(batch.size)
         scores = output.scores()
         self.metrics.observe_predictions(
-            output.predictions if output.probabilities is not None else ["value"] * batch.size, scores
+            output.values if output.probabilities is not None else ["value"] * batch.size, scores
         )
         self.metrics.observe_input_quality(
             missing=batch.missing, unknown_category=batch.unknown, out_of_range=self._out_of_range(batch.columns)
@@ -84,9 +84,7 @@ class ModelMonitor:
         if drift is not None:
             drift.observe(batch.columns, scores)
         # Ids are fresh random values, so a plain update never replaces an earlier prediction.
-        self.predictions.record_many(
-            prediction.prediction_ids, output.predictions, None if scores is None else scores.tolist()
-        )
+        self.predictions.record_many(call.prediction_ids, output.values, None if scores is None else scores.tolist())
 
     def _out_of_range(self, columns: Any) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -4,13 +4,18 @@ One process per container: the service scales by replicas, each scraped on its o
 prometheus_client's multiprocess mode is deliberately not used (and must not be: do not run
 uvicorn with ``--workers`` > 1 behind one /metrics endpoint). Every label value is drawn
 from a set fixed by code or by the loaded model's schema; anything else becomes ``other``.
+
+Why one module of ~380 lines: every metric shares one registry, one lock and the label sets
+bound to the served model (its features and classes), which ``model_loaded`` swaps while the
+HTTP, inference and monitoring methods read them. Split by area, that state would be spread
+over modules and each hot-path call (``observe_request`` runs per request) would go through one
+more object. The file is grouped by area (HTTP, inference, model lifecycle, input quality and
+drift, exposition) in both the constructor and the methods.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import math
 import threading
 import time
 from collections import Counter as Tally
@@ -27,11 +32,10 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
 
 from api.errors import error_codes
+from api.observability.array_histogram import ArrayHistogram
 
 Phase = Literal["validation", "queue_wait", "preprocessing", "prediction"]
 LoadTrigger = Literal["startup", "reload", "activate", "rollback", "fleet"]
@@ -70,51 +74,6 @@ LATENCY_BUCKETS: Final = (
 )  # fmt: skip
 ROWS_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 SCORE_BUCKETS: Final = tuple(round(0.05 * i, 2) for i in range(1, 21))
-
-
-class _ScoreHistogram(Collector):
-    """A histogram fed whole arrays at once: one numpy pass instead of a lock per row."""
-
-    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
-        self._name = name
-        self._doc = documentation
-        self._bounds = np.asarray(buckets, dtype=np.float64)
-        self._bound_list = [float(b) for b in buckets]
-        self._counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # last slot: above all bounds
-        self._sum = 0.0
-        self._lock = threading.Lock()
-
-    def observe_many(self, values: np.ndarray) -> None:
-        """Add every finite value of ``values`` to the histogram."""
-        if values.size == 1:  # one-row requests: skip numpy's per-call overhead
-            value = float(values[0])
-            if math.isfinite(value):
-                slot = bisect.bisect_left(self._bound_list, value)
-                with self._lock:
-                    self._counts[slot] += 1
-                    self._sum += value
-            return
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            return
-        # side="left" puts a value equal to a bound into that bound's bucket (le semantics).
-        slots = np.searchsorted(self._bounds, values, side="left")
-        counts = np.bincount(slots, minlength=self._counts.size)
-        total = float(values.sum())
-        with self._lock:
-            self._counts += counts
-            self._sum += total
-
-    def collect(self) -> Iterable[Metric]:
-        with self._lock:
-            cumulative = np.cumsum(self._counts)
-            total = self._sum
-        buckets = [(repr(float(b)), float(c)) for b, c in zip(self._bounds, cumulative[:-1], strict=True)]
-        buckets.append(("+Inf", float(cumulative[-1])))
-        yield HistogramMetricFamily(self._name, self._doc, buckets=buckets, sum_value=total)
-
-    def describe(self) -> Iterable[Metric]:
-        return [HistogramMetricFamily(self._name, self._doc, buckets=[("+Inf", 0.0)], sum_value=0.0)]
 
 
 class ServiceMetrics:
@@ -177,7 +136,7 @@ class ServiceMetrics:
         for code in self._error_codes | {OTHER}:
             self.errors.labels(code)
         self.predictions = Counter("modelo_predictions", "Rows predicted, by predicted class.", ("label",), registry=r)
-        self._scores = _ScoreHistogram(
+        self._scores = ArrayHistogram(
             "modelo_prediction_score",
             "Predicted probability of the positive (binary) or predicted (multiclass) class.",
             SCORE_BUCKETS,

@@ -10,9 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from api.errors import ServiceError
-from api.http.body import read_json, split_records
+from api.errors import InvalidRecordsError, ServiceError
+from api.http.body import locate, read_json, split_records
 from api.http.respond import send_error
+from api.model.inference import Answer
 from api.observability.logging import add_request_fields
 from api.service import Service
 
@@ -25,9 +26,34 @@ async def _answer(request: Request) -> Response:
     settings = service.settings
     body = await read_json(request, settings.max_body_bytes)
     records, batch = split_records(body, max_batch=settings.max_batch_size)
-    prediction = await service.batcher.submit(records, batch=batch)
-    add_request_fields(model_version=prediction.model.version, rows=prediction.batch.size)
-    return Response(orjson.dumps(prediction.body(batch=batch)), media_type="application/json")
+    try:
+        answer = await service.batcher.submit(records)  # validate → transform → predict (api/model/inference.py)
+    except InvalidRecordsError as exc:
+        raise locate(exc, batch=batch) from None
+    add_request_fields(model_version=answer.model.version, rows=answer.batch.size)
+    return Response(orjson.dumps(render(answer, batch=batch)), media_type="application/json")
+
+
+def render(answer: Answer, *, batch: bool) -> dict[str, Any]:
+    """The response body: one object per record, in request order (flat for a single record)."""
+    keys = answer.model.predictor.class_keys
+    probabilities = answer.output.probabilities.tolist() if answer.output.probabilities is not None else None
+    ids = answer.batch.ids
+    warnings = answer.batch.warnings
+    rows: list[dict[str, Any]] = []
+    for index, value in enumerate(answer.output.values):
+        row: dict[str, Any] = {"prediction": value}
+        if probabilities is not None:
+            row["probabilities"] = dict(zip(keys, probabilities[index], strict=True))
+        if ids is not None:
+            row["id"] = ids[index]
+        row["prediction_id"] = answer.prediction_ids[index]
+        if warnings[index]:
+            row["warnings"] = warnings[index]
+        rows.append(row)
+    if batch:
+        return {"predictions": rows, "model_version": answer.model.version}
+    return {**rows[0], "model_version": answer.model.version}
 
 
 async def predict(scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,9 +8,13 @@ from typing import Any
 
 import pytest
 
-from api.bundle.compat import check_compatibility, installed_versions
+from api.bundle import compat
 from api.bundle.pickle_scan import PickleInspection, inspect_pickle
 from api.errors import IncompatibleArtifactError
+from api.model.kinds import builtin_kinds, trust_for
+
+# The rules the service checks with: the base plus every built-in model kind's library.
+TRUST = trust_for(builtin_kinds())
 
 CURRENT = {"sklearn": "1.9.1", "numpy": "2.4.6", "lightgbm": "4.7.0", "xgboost": "3.2.0", "python": "3.11.7"}
 OLD = {"sklearn": "1.1.3", "numpy": "1.26.4", "lightgbm": "3.3.5", "python": "3.11.7"}
@@ -18,14 +22,29 @@ SKLEARN_GLOBALS = frozenset({("sklearn.compose._column_transformer", "ColumnTran
                              ("sklearn.preprocessing._encoders", "OneHotEncoder")})
 
 
+# What each library's recorder writes, by the label it records under.
+_LABELS = {
+    "sklearn_versions": "sklearn", "lightgbm_model_format": "lightgbm_model_format", "xgboost_version": "xgboost",
+}
+
+
 def _inspection(name: str = "preprocessor_20250717_214053.pkl", **recorded: Any) -> PickleInspection:
-    fields: dict[str, Any] = {
-        "container": "pickle", "compression": None, "protocol": 4, "globals": frozenset(),
-        "sklearn_versions": frozenset(), "numpy_namespace": None, "lightgbm_model_format": None,
-        "xgboost_version": None,
-    }
-    fields.update(recorded)
+    fields: dict[str, Any] = {"container": "pickle", "compression": None, "protocol": 4, "globals": frozenset(),
+                              "numpy_namespace": None, "recorded": {}}
+    for key, value in recorded.items():
+        if key in _LABELS:
+            fields["recorded"][_LABELS[key]] = frozenset({value} if isinstance(value, str) else value)
+        else:
+            fields[key] = value
     return PickleInspection(path=Path("/srv/models/churn") / name, **fields)
+
+
+def check_compatibility(inspections: list[PickleInspection], installed: dict[str, str] | None = None) -> list[str]:
+    return compat.check_compatibility(inspections, TRUST, installed)
+
+
+def installed_versions() -> dict[str, str]:
+    return compat.installed_versions(TRUST)
 
 
 CASES = [
@@ -119,7 +138,7 @@ def test_installed_versions_name_the_stack() -> None:
 def test_real_bundle_against_this_stack(real_dir: Path) -> None:
     import sklearn
 
-    inspections = [inspect_pickle(path) for path in sorted(real_dir.iterdir())]
+    inspections = [inspect_pickle(path, TRUST.recorders) for path in sorted(real_dir.iterdir())]
     if sklearn.__version__.startswith("1.1."):
         assert check_compatibility(inspections) == []
         return

@@ -20,6 +20,10 @@ from hypothesis import strategies as st
 
 from api.bundle.pickle_scan import WRAPPER, inspect_pickle, inspect_stream
 from api.errors import ArtifactError, UnsafeArtifactError
+from api.model.kinds import builtin_kinds, trust_for
+
+# What the built-in model kinds read from pickles: the scikit-learn release, LightGBM's model format, XGBoost's release.
+RECORDERS = trust_for(builtin_kinds()).recorders
 
 # What the README of the real artifacts lists as the globals the three files reference.
 REAL_GLOBALS = {
@@ -42,12 +46,12 @@ def test_real_artifact_is_read_statically_and_fast(
     real_dir: Path, name: str, container: str, sklearn_versions: set[str], lightgbm_format: str | None
 ) -> None:
     started = time.perf_counter()
-    inspection = inspect_pickle(real_dir / name)
+    inspection = inspect_pickle(real_dir / name, RECORDERS)
     assert time.perf_counter() - started < 0.5
     assert inspection.container == container
-    assert inspection.sklearn_versions == sklearn_versions
+    assert inspection.recorded.get("sklearn", set()) == sklearn_versions
     assert inspection.numpy_namespace == "numpy.core"
-    assert inspection.lightgbm_model_format == lightgbm_format
+    assert inspection.recorded.get("lightgbm_model_format") == ({lightgbm_format} if lightgbm_format else None)
     assert inspection.globals <= REAL_GLOBALS
 
 
@@ -62,8 +66,8 @@ def test_fresh_estimator_records_installed_versions(tmp_path: Path) -> None:
 
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps(LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])))
-    inspection = inspect_pickle(path)
-    assert inspection.sklearn_versions == {sklearn.__version__}
+    inspection = inspect_pickle(path, RECORDERS)
+    assert inspection.recorded["sklearn"] == {sklearn.__version__}
     assert inspection.numpy_namespace == ("numpy._core" if np.__version__ >= "2" else "numpy.core")
     assert ("sklearn.linear_model._logistic", "LogisticRegression") in inspection.globals
 
@@ -80,10 +84,10 @@ def test_lightgbm_model_text_format_is_read(tmp_path: Path, save: Callable[[Any,
     model = lgb.LGBMClassifier(n_estimators=2, verbose=-1).fit(X, X[:, 0] > 0)
     path = tmp_path / "model.pkl"
     save(model, path)
-    inspection = inspect_pickle(path)
-    assert inspection.lightgbm_model_format == f"v{lgb.__version__.split('.')[0]}"
+    inspection = inspect_pickle(path, RECORDERS)
+    assert inspection.recorded["lightgbm_model_format"] == {f"v{lgb.__version__.split('.')[0]}"}
     # Only the sklearn LabelEncoder inside counts: LightGBM's own classes are not sklearn's to judge.
-    assert inspection.sklearn_versions <= {sklearn.__version__}
+    assert inspection.recorded.get("sklearn", set()) <= {sklearn.__version__}
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
@@ -92,7 +96,7 @@ def test_xgboost_version_is_read(tmp_path: Path, protocol: int) -> None:
     X = np.random.RandomState(0).normal(size=(100, 3))
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps(xgb.XGBRegressor(n_estimators=2).fit(X, X[:, 0]), protocol=protocol))
-    assert inspect_pickle(path).xgboost_version == ".".join(xgb.__version__.split(".")[:3])
+    assert inspect_pickle(path, RECORDERS).recorded["xgboost"] == {".".join(xgb.__version__.split(".")[:3])}
 
 
 def _u(text: str) -> bytes:

@@ -19,12 +19,12 @@ from api.bundle.profile import (
     CategoricalFeature,
     NumericFeature,
     ProfileError,
-    build_profile,
     category_key,
     load_profile,
     parse_profile,
     save_profile,
 )
+from api.bundle.profiling import build_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_CSV = ROOT.parent / "shared" / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"

@@ -24,8 +24,16 @@ import scipy.sparse as sp
 
 from api.bundle import safe_load
 from api.bundle.pickle_scan import inspect_pickle
-from api.bundle.safe_load import load_artifact, sha256_file
+from api.bundle.safe_load import sha256_file
 from api.errors import ArtifactError, UnsafeArtifactError
+from api.model.kinds import builtin_kinds, trust_for
+
+# What the service checks artifacts against: the base families plus every built-in model kind's entries.
+TRUST = trust_for(builtin_kinds())
+
+
+def load_artifact(path: Path, *, expected_sha256: str | None = None) -> object:
+    return safe_load.load_artifact(path, TRUST, expected_sha256=expected_sha256)
 
 # ---------------------------------------------------------------- hostile payloads
 
@@ -425,7 +433,5 @@ ALLOWLIST = [
 
 @pytest.mark.parametrize(("module", "name", "allowed"), ALLOWLIST)
 def test_allowlist(module: str, name: str, allowed: bool) -> None:
-    from api.bundle import allowlist
-
-    assert allowlist.is_allowed(module, name) is allowed
+    assert TRUST.allowlist.is_allowed(module, name) is allowed
     assert "antigravity" not in sys.modules  # names outside the ML stack are refused before any import

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.bundle.profile import Profile, build_profile, parse_profile
+from api.bundle.profile import Profile, parse_profile
+from api.bundle.profiling import build_profile
 from api.monitoring.drift import EPSILON, DriftMonitor
 
 ROOT = Path(__file__).resolve().parents[2]

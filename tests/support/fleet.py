@@ -72,7 +72,8 @@ class Replica:
     def start(self) -> None:
         self.starts += 1
         log = self.log_dir / f"{self.name}-{self.starts}.log"
-        self.process = start_process({**self.env, "APP_HOST": "127.0.0.1", "APP_PORT": str(self.port)}, log, self.python)
+        env = {**self.env, "APP_HOST": "127.0.0.1", "APP_PORT": str(self.port)}
+        self.process = start_process(env, log, self.python)
         self._log = log
 
     def wait_ready(self, timeout: float = 180) -> None:
