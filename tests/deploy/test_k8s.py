@@ -86,6 +86,7 @@ def test_shutdown_fits_in_the_grace_period() -> None:
     needed = float(settings["SHUTDOWN_DRAIN_SECONDS"]) + float(settings["SHUTDOWN_TIMEOUT_SECONDS"])
     assert pod["terminationGracePeriodSeconds"] >= needed + 5
     assert settings["SECRETS_DIR"] == "/var/run/secrets/modelo"
+    assert settings["DATA_DIR"] == "/var/lib/modelo"  # the writable emptyDir of the store's SQLite file
 
 
 def test_two_replicas_fit_the_seed_box_and_scale_on_cpu() -> None:
@@ -103,7 +104,7 @@ def test_cloud_run_service_reads_secrets_from_secret_manager() -> None:
     service = yaml.safe_load(CLOUD_RUN.read_text())
     (container,) = service["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
-    for name in ("API_KEYS", "DATABASE_URL"):
+    for name in ("API_KEYS", "DATABASE_URL", "STORE_KEYS"):
         assert "secretKeyRef" in env[name]["valueFrom"] and "value" not in env[name]
     # Cloud Run kills 10 s after SIGTERM: the shutdown must fit.
     assert float(env["SHUTDOWN_DRAIN_SECONDS"]["value"]) + float(env["SHUTDOWN_TIMEOUT_SECONDS"]["value"]) < 10
