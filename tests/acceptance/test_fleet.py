@@ -131,3 +131,4 @@ def test_sigkill_under_load(fleet: Balancer, offline: dict[str, list[float]]) ->
     print(f"SIGKILL: {len(failed)} failed, {retried} retried by HAProxy")  # noqa: T201
     assert all(a.sent <= killed_at + 1.0 for a in failed), failed[:3]
     _check(load, offline, allowed_failures=threads)
+
