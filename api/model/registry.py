@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ class ModelRegistry:
         catalog: VersionCatalog,
         *,
         pinned: str | None = None,
-        reclaim: Callable[[], None] | None = None,
+        reclaim: Callable[[Callable[[], object] | None], None] | None = None,
     ) -> None:
         self._loader = loader
         self.catalog = catalog
@@ -254,8 +255,9 @@ class ModelRegistry:
         self._announce(model, trigger, activation)
         if dropped is not None:
             self._fingerprints.pop(id(dropped), None)
+            gone = weakref.ref(dropped)
             del dropped  # the last reference the registry held: release() can now give its memory back
-            self._release()
+            self._release(gone)
         return activation
 
     def _swap(self, trigger: LoadTrigger, started: float) -> Activation:
@@ -286,9 +288,9 @@ class ModelRegistry:
         for listener in self._on_swap:
             listener(model, trigger)
 
-    def _release(self) -> None:
+    def _release(self, dropped: weakref.ref[LoadedModel] | None = None) -> None:
         if self._reclaim is not None:
-            self._reclaim()
+            self._reclaim(dropped)
 
 
 def _detach_frames(exc: BaseException) -> None:
