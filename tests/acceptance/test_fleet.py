@@ -15,11 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.fleet import Balancer, Replica
+from tests.support.fleet import HAPROXY, Balancer, Replica
 from tests.support.load import LoadGenerator, mismatches
 from tests.support.real_data import VERSIONS, offline_probabilities, real_records
 
-pytestmark = [pytest.mark.real_bundle, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.real_bundle,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(HAPROXY).is_file(), reason="no HAProxy (apt-get install -y haproxy; CI does)"),
+]
 
 OLD, NEW = VERSIONS
 KEY = "fleet-test-key"

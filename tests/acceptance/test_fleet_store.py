@@ -22,11 +22,15 @@ import pytest
 
 from tests.acceptance.test_fleet import DRAIN, KEY, NEW, OLD, _admin, _check, _served
 from tests.acceptance.test_fleet import offline as offline  # the module fixture, shared
-from tests.support.fleet import Balancer, Replica
+from tests.support.fleet import HAPROXY, Balancer, Replica
 from tests.support.load import LoadGenerator
 from tests.support.real_data import real_records
 
-pytestmark = [pytest.mark.real_bundle, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.real_bundle,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(HAPROXY).is_file(), reason="no HAProxy (apt-get install -y haproxy; CI does)"),
+]
 
 
 @pytest.fixture(scope="module")
