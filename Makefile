@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: help venv run test test-unit test-real lint train train-default profile bench image-test lint-container check-deploy audit clean
+.PHONY: help venv run test test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -55,14 +55,18 @@ image-test:  ## Build the hardened image with podman and check it over HTTP; the
 	@if [ -d "$(SHARED)/real-model" ]; then USER_FILES="$(SHARED)/real-model" bash scripts/image-test.sh; \
 	else echo "SKIP the user-files image test: $(SHARED)/real-model is absent"; fi
 
-lint-container:  ## hadolint + checkov on the Dockerfile
+lint-container:  ## hadolint + checkov on the Dockerfile, then make check-k8s
 	bash scripts/lint-container.sh
 
 audit:  ## pip-audit of the pinned requirements (says NOT AUDITED, exit 2, when no vulnerability service is reachable)
 	bash scripts/audit.sh
 
-check-deploy:  ## promtool checks of the Prometheus rules and every dashboard expression
+check-k8s:  ## kubernetes-validate (strict) + checkov on deploy/k8s and the Cloud Run service
+	bash scripts/check-k8s.sh
+
+check-deploy:  ## promtool checks of the Prometheus rules and every dashboard expression; compose + Alertmanager config
 	bash scripts/check-deploy.sh
+	bash scripts/check-compose.sh
 
 clean:  ## Remove virtualenvs and caches
 	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache

@@ -88,11 +88,10 @@ def _cannot_start(reason: str) -> int:
 
 def serve(settings: Settings) -> None:
     """Build the app from settings and run it under uvicorn until interrupted."""
-    import uvicorn
-
     from api.auth import AuthConfigError
     from api.main import create_app
     from api.observability.logging import choose_format
+    from api.server import serve as serve_until_stopped
 
     try:
         app = create_app(settings)
@@ -108,22 +107,7 @@ def serve(settings: Settings) -> None:
                 sys.stdout.flush()
 
         service.registry.on_swap(banner)
-    uvicorn.run(
-        app,
-        host=settings.app_host,
-        port=settings.app_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        log_config=None,  # configured by create_app, once
-        http="httptools",
-        loop="uvloop",
-        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
-        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-        ssl_ca_certs=str(settings.ssl_ca_certs) if settings.ssl_ca_certs else None,
-        ssl_cert_reqs=2 if settings.ssl_ca_certs else 0,
-        # uvicorn's default cipher string ("TLSv1") offers CBC-SHA1, anonymous and NULL suites on TLS 1.2.
-        ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
-    )
+    serve_until_stopped(app, settings)
 
 
 def banner_text(settings: Settings, service: Service, model: LoadedModel) -> str:

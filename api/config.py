@@ -74,6 +74,32 @@ class Settings(BaseSettings):
         "the built-in allowlist. Unpickling runs them: name only code you trust (the standard library is refused).",
     )
 
+    golden_tolerance: float = Field(
+        1e-9,
+        ge=0.0,
+        description="Largest difference allowed between a version's score on a golden row (its profile's sample "
+        "rows) and the score recorded when the profile was written; beyond it the version is refused.",
+    )
+
+    # --- lifecycle ----------------------------------------------------------------------
+    shutdown_drain_seconds: float = Field(
+        5.0,
+        ge=0.0,
+        description="On SIGTERM, how long /ready answers 503 (while requests are still served) before the "
+        "server stops accepting connections, so load balancers stop sending traffic first.",
+    )
+    fleet_poll_seconds: float = Field(
+        2.0,
+        gt=0.0,
+        description="How often a replica reads the fleet's active model version from the shared store "
+        "(DATABASE_URL) and converges to it.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        description="After the drain, longest wait for requests in flight to finish before they are cancelled.",
+    )
+
     # --- request limits -----------------------------------------------------------------
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body (413).")
     request_timeout_seconds: float = Field(

@@ -288,6 +288,37 @@ class ReloadRefusedError(ServiceError):
     title = "Reload refused"
 
 
+class ActivationRefusedError(ServiceError):
+    """A version failed a check on activation; the current model keeps serving, untouched."""
+
+    status_code = 409
+    code = "activation_refused"
+    title = "Activation refused"
+
+
+class ActivationInProgressError(RetryLaterError):
+    """A model change is already running: changes are serialised, never queued."""
+
+    status_code = 409
+    code = "activation_in_progress"
+    title = "Activation in progress"
+
+
+class NoPreviousVersionError(ServiceError):
+    """A rollback was asked for, but no previous version is loaded."""
+
+    status_code = 409
+    code = "no_previous_version"
+    title = "No previous version"
+
+
+class UnknownVersionError(NotFoundError):
+    """The version named is not in MODEL_DIR."""
+
+    code = "unknown_version"
+    title = "Unknown model version"
+
+
 class InternalError(ServiceError):
     """Something failed that the service has no specific answer for; details stay in the log."""
 

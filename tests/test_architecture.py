@@ -16,10 +16,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("api.bundle",),
     ("api.model",),
     ("api.monitoring", "api.store"),
-    ("api.service", "api.scoring"),
+    ("api.service", "api.scoring", "api.fleet"),
     ("api.http",),
     ("api.deps", "api.routes"),
-    ("api.main", "api.__main__", "api.cli", "api.healthcheck", "api.score"),
+    ("api.main", "api.__main__", "api.cli", "api.healthcheck", "api.score", "api.server"),
 )
 
 

@@ -43,6 +43,19 @@ class BundleFiles:
     def artifacts(self) -> list[Path]:
         return [p for p in (self.preprocessor, self.model) if p is not None]
 
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Name, size and modification time of every file: changes when any of them is replaced."""
+        stamps = []
+        for path in (self.preprocessor, self.model, self.manifest, self.profile):
+            if path is not None:
+                try:
+                    stat = path.stat()
+                except OSError:
+                    stamps.append((path.name, -1, -1))
+                    continue
+                stamps.append((path.name, stat.st_size, stat.st_mtime_ns))
+        return tuple(stamps)
+
 
 def _artifacts(directory: Path) -> dict[str, dict[str, Path]]:
     found: dict[str, dict[str, Path]] = {"model": {}, "preprocessor": {}}
@@ -143,6 +156,36 @@ def resolve_bundle(directory: Path, version: str | None = None) -> BundleFiles:
         },
     )
     return chosen
+
+
+def bundle_candidates(directory: Path) -> list[BundleFiles]:
+    """Every version resolve_bundle could serve, each paired as it would be, oldest first.
+
+    The same rule as serving: MODEL_DIR's own versions, else (only when it holds none) the demo's.
+    Nothing is logged and nothing is opened: listing is cheap and quiet.
+    """
+    if not directory.is_dir():
+        return []
+    folder, found, demo = directory, _artifacts(directory), False
+    if not found["model"]:
+        folder, found, demo = directory / DEMO_FOLDER, _artifacts(directory / DEMO_FOLDER), True
+    requirements = folder / "requirements.txt"
+    bundles = []
+    for version in sorted(found["model"]):
+        older = [v for v in found["preprocessor"] if v <= version]
+        bundles.append(
+            BundleFiles(
+                directory=folder,
+                version=version,
+                model=found["model"][version],
+                preprocessor=found["preprocessor"][max(older)] if older else None,
+                manifest=_first_existing(folder, MANIFEST_NAMES, version),
+                profile=_first_existing(folder, PROFILE_NAMES, version),
+                requirements=requirements if requirements.is_file() else None,
+                demo=demo,
+            )
+        )
+    return bundles
 
 
 def read_manifest(path: Path | None, version: str) -> dict[str, Any]:

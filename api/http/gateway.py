@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from typing import Final
+from typing import Final, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +35,12 @@ _COUNTER = itertools.count(1)
 
 
 
+class Lifecycle(Protocol):
+    """What the gateway needs to know about the instance's life: whether it is draining before shutdown."""
+
+    draining: bool
+
+
 def request_id(scope: Scope) -> str:
     """The client's X-Request-ID when it is safe to echo, else a fresh one."""
     supplied = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
@@ -54,10 +60,17 @@ class Gateway:
     """Request id, access log, metrics and security headers for every HTTP request, in one layer."""
 
     def __init__(
-        self, app: ASGIApp, *, metrics: ServiceMetrics, docs_paths: frozenset[str], static_prefix: str
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServiceMetrics,
+        docs_paths: frozenset[str],
+        static_prefix: str,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
+        self.lifecycle = lifecycle
         self.docs_paths = docs_paths
         self.static_prefix = static_prefix
 
@@ -72,6 +85,7 @@ class Gateway:
         kind = "static" if path.startswith(self.static_prefix) else "docs" if path in self.docs_paths else "api"
         extra = (*response_headers(kind, tls=scope.get("scheme") == "https"), (b"x-request-id", rid.encode()))
         status = 0
+        lifecycle = self.lifecycle
 
         async def send_observed(message: Message) -> None:
             nonlocal status
@@ -80,6 +94,9 @@ class Gateway:
                 headers = list(message.get("headers", ()))
                 present = {bytes(name).lower() for name, _ in headers}
                 headers.extend(h for h in extra if h[0] not in present)
+                if lifecycle is not None and lifecycle.draining:
+                    # Draining before shutdown: keep-alive clients reconnect (through the balancer) elsewhere.
+                    headers.append((b"connection", b"close"))
                 message["headers"] = headers
             await send(message)
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.auth import Authenticator
 from api.config import Settings
 from api.http.access import DOCS_PATHS, PROBE_PATHS, STATIC_DOCS_PREFIX, AuthMiddleware, client_key
-from api.http.gateway import Gateway
+from api.http.gateway import Gateway, Lifecycle
 from api.http.limits import BodyLimitMiddleware, RateLimitMiddleware, TimeoutMiddleware
 from api.http.scope import route_path
 from api.observability.metrics import ServiceMetrics
@@ -69,7 +69,10 @@ def request_stack(
     settings: Settings,
     authenticator: Authenticator,
     metrics: ServiceMetrics,
+    lifecycle: Lifecycle | None = None,
 ) -> ASGIApp:
     """The whole stack in front of the framework's own middleware and router."""
     guarded = guard(FastLanes(framework, lanes), settings, authenticator)
-    return Gateway(guarded, metrics=metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
+    return Gateway(
+        guarded, metrics=metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX, lifecycle=lifecycle
+    )

@@ -42,6 +42,7 @@ class LoadedModel:
     load_seconds: float
     profile: Profile | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    golden: str = ""
 
     @property
     def version(self) -> str:
@@ -83,5 +84,6 @@ class LoadedModel:
             "training_metrics": self.manifest.get("metrics"),
             "drift_profile": self.profile is not None,
             "load_seconds": round(self.load_seconds, 3),
+            "golden_rows": self.golden,
             "notes": list(self.notes),
         }

@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from api.bundle.compat import check_compatibility, installed_versions
-from api.bundle.files import BundleFiles, read_manifest, resolve_bundle
-from api.bundle.pickle_scan import PickleInspection
+from api.bundle.checks import CheckedBundle, check_bundle, recorded_versions
+from api.bundle.compat import installed_versions
+from api.bundle.files import resolve_bundle
 from api.bundle.profile import Profile, load_profile
-from api.bundle.safe_load import check_artifact, unpickle_artifact
-from api.bundle.trust import Trust
+from api.bundle.safe_load import unpickle_artifact
 from api.errors import ArtifactError, ServiceError
 from api.model import proofs
+from api.model.golden import check_golden
 from api.model.kinds import kinds_from, recognise, trust_for
 from api.model.kinds.sklearn import split_pipeline
 from api.model.loaded import ArtifactInfo, LoadedModel
@@ -32,25 +32,6 @@ from api.model.schema import InputSchema, schema_from_artifacts
 from api.model.validation import RecordValidator
 
 log = logging.getLogger(__name__)
-
-
-def _expected_digests(files: BundleFiles, manifest: dict[str, Any], pins: dict[str, str]) -> dict[str, str]:
-    recorded = manifest.get("files") or {}
-    expected: dict[str, str] = {}
-    for path in files.artifacts:
-        entry = recorded.get(path.name)
-        digest = entry.get("sha256") if isinstance(entry, dict) else entry
-        if isinstance(digest, str):
-            expected[path.name] = digest
-    expected.update({name: digest for name, digest in pins.items() if name in {p.name for p in files.artifacts}})
-    return expected
-
-
-def _recorded_versions(inspection: PickleInspection) -> dict[str, str]:
-    versions = {label: ", ".join(sorted(values)) for label, values in sorted(inspection.recorded.items())}
-    if inspection.numpy_namespace:
-        versions["numpy"] = "2.x" if inspection.numpy_namespace == "numpy._core" else "1.x"
-    return versions
 
 
 def _example_record(schema: InputSchema, manifest: dict[str, Any], profile: Any | None) -> dict[str, Any]:
@@ -94,14 +75,16 @@ def load_bundle(
     compiled_preprocessing: bool = True,
     model_kinds: Sequence[str] = (),
     extra_globals: Sequence[str] = (),
+    golden_tolerance: float = 1e-9,
 ) -> LoadedModel:
     """Everything from files on disk to a smoke-tested model; raises ArtifactError on any refusal."""
     started = time.perf_counter()
     kinds = kinds_from(model_kinds)
     trust = trust_for(kinds, extra_globals)
-    files = resolve_bundle(directory, version)
-    manifest = read_manifest(files.manifest, files.version)
-    objects, artifacts, notes = _read_artifacts(files, manifest, trust, sha256_pins or {})
+    # Every file is hashed, scanned and allowlisted, and the versions compared, before any is unpickled.
+    bundle = check_bundle(resolve_bundle(directory, version), trust, sha256_pins)
+    files, manifest, notes = bundle.files, bundle.manifest, bundle.notes
+    objects, artifacts = _unpickle(bundle)
     preprocessor, model = split_pipeline(objects.get("preprocessor"), objects["model"])
     kind = recognise(model, kinds)
     if kind is None:
@@ -148,6 +131,7 @@ def load_bundle(
         predictor.run(smoke.columns, smoke.size)
     except INFERENCE_ERRORS as exc:
         raise ArtifactError(f"smoke test failed: {type(exc).__name__}: {exc}") from exc
+    golden = check_golden(predictor, schema, profile, files.profile, files.version, tolerance=golden_tolerance)
     return LoadedModel(
         files=files,
         artifacts=artifacts,
@@ -161,22 +145,18 @@ def load_bundle(
         load_seconds=time.perf_counter() - started,
         profile=profile,
         notes=notes,
+        golden=golden,
     )
 
 
-def _read_artifacts(
-    files: BundleFiles, manifest: dict[str, Any], trust: Trust, pins: dict[str, str]
-) -> tuple[dict[str, Any], tuple[ArtifactInfo, ...], tuple[str, ...]]:
-    """Hash, scan and allowlist every file and compare the versions it records, then unpickle them (by role)."""
-    expected = _expected_digests(files, manifest, pins)
-    checked = {path: check_artifact(path, trust, expected_sha256=expected.get(path.name)) for path in files.artifacts}
-    notes = tuple(check_compatibility([c.inspection for c in checked.values()], trust))
+def _unpickle(bundle: CheckedBundle) -> tuple[dict[str, Any], tuple[ArtifactInfo, ...]]:
+    """Unpickle the checked files (by role), the allowlist enforced again while unpickling."""
     objects: dict[str, Any] = {}
     artifacts: list[ArtifactInfo] = []
-    for role, path in (("preprocessor", files.preprocessor), ("model", files.model)):
+    for role, path in (("preprocessor", bundle.files.preprocessor), ("model", bundle.files.model)):
         if path is None:
             continue
-        artifact = checked[path]
+        artifact = bundle.artifacts[path]
         objects[role] = unpickle_artifact(artifact)
         artifacts.append(
             ArtifactInfo(
@@ -184,7 +164,7 @@ def _read_artifacts(
                 name=path.name,
                 sha256=artifact.sha256,
                 size_bytes=path.stat().st_size,
-                recorded_versions=_recorded_versions(artifact.inspection),
+                recorded_versions=recorded_versions(artifact.inspection),
             )
         )
-    return objects, tuple(artifacts), notes
+    return objects, tuple(artifacts)

@@ -38,7 +38,8 @@ from api.errors import error_codes
 from api.observability.array_histogram import ArrayHistogram
 
 Phase = Literal["validation", "queue_wait", "preprocessing", "prediction"]
-LoadTrigger = Literal["startup", "reload"]
+LoadTrigger = Literal["startup", "reload", "activate", "rollback", "fleet"]
+LOAD_TRIGGERS: Final[tuple[LoadTrigger, ...]] = ("startup", "reload", "activate", "rollback", "fleet")
 FeedbackOutcome = Literal["accepted", "unknown", "expired", "duplicate"]
 
 PHASES: Final[tuple[Phase, ...]] = ("validation", "queue_wait", "preprocessing", "prediction")
@@ -56,6 +57,9 @@ DEFAULT_ROUTES: Final = frozenset(
         "/monitoring/drift",
         "/monitoring/performance",
         "/admin/reload",
+        "/admin/rollback",
+        "/admin/models/{version}/activate",
+        "/models",
         "/docs",
         "/openapi.json",
     }
@@ -148,13 +152,26 @@ class ServiceMetrics:
         )
         self.model_loads = Counter("modelo_model_loads", "Model load attempts.", ("outcome", "trigger"), registry=r)
         for outcome in ("success", "failure"):
-            for trigger in ("startup", "reload"):
+            for trigger in LOAD_TRIGGERS:
                 self.model_loads.labels(outcome, trigger)
         self.ready = Gauge("modelo_ready", "1 when a model is loaded and serving.", registry=r)
         self.last_load = Gauge(
             "modelo_model_last_load_timestamp_seconds",
             "Unix time of the last successful model load.",
             registry=r,
+        )
+        self.resident_models = Gauge(
+            "modelo_model_resident",
+            "Model versions held in memory (the active one and the previous one, kept for rollback).",
+            registry=r,
+        )
+        self.version_mismatch = Gauge(
+            "modelo_model_version_mismatch",
+            "1 when this replica serves another version than the fleet's active one (it could not load it).",
+            registry=r,
+        )
+        self.draining = Gauge(
+            "modelo_draining", "1 while the instance drains before shutting down (/ready answers 503).", registry=r
         )
 
         # --- input quality, drift, live performance, feedback ----------------------
@@ -337,6 +354,18 @@ class ServiceMetrics:
     def model_load_failed(self, trigger: LoadTrigger) -> None:
         """Count a failed load (the previous model, if any, keeps serving)."""
         self.model_loads.labels("failure", trigger).inc()
+
+    def set_resident(self, count: int) -> None:
+        """How many model versions are held in memory."""
+        self.resident_models.set(count)
+
+    def set_version_mismatch(self, mismatch: bool) -> None:
+        """Whether this replica serves another version than the fleet's active one."""
+        self.version_mismatch.set(1 if mismatch else 0)
+
+    def set_draining(self, draining: bool) -> None:
+        """Whether the instance is draining before shutdown."""
+        self.draining.set(1 if draining else 0)
 
     def set_ready(self, ready: bool) -> None:
         """Whether the instance can answer predictions."""

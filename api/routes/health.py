@@ -19,15 +19,18 @@ def health() -> dict[str, str]:
 
 @router.get(
     "/ready",
-    summary="A model is loaded and smoke-tested",
-    responses={503: {"description": "No model loaded yet"}},
+    summary="A model is loaded and smoke-tested, and the instance is not shutting down",
+    responses={503: {"description": "No model loaded yet, or draining before shutdown"}},
 )
 def ready(service: ServiceDep) -> Any:
-    if not service.registry.ready:
-        outcome = service.registry.last_outcome
+    registry = service.registry
+    if service.draining:
+        version = registry.current.version if registry.ready else None
+        return JSONResponse({"status": "draining", "model_version": version}, status_code=503)
+    if not registry.ready:
+        outcome = registry.last_outcome
         return JSONResponse(
             {"status": "not_ready", "error": outcome.error if outcome else "model not loaded yet"},
             status_code=503,
         )
-    model = service.registry.current
-    return {"status": "ready", "model_version": model.version}
+    return {"status": "ready", "model_version": registry.current.version, **service.fleet_status()}

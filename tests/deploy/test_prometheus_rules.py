@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "check-deploy.sh"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "modelo.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-DATASOURCE = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
 
@@ -148,25 +147,47 @@ def test_dashboard_covers_the_brief() -> None:
     assert steps == [None, 0.1, 0.2]
 
 
-def test_dashboard_panels_are_wired_to_the_provisioned_datasource() -> None:
-    uid = re.search(r"^\s*uid:\s*(\S+)", DATASOURCE.read_text(), re.MULTILINE)
-    assert uid is not None
-    panels = [p for p in all_panels(dashboard()["panels"]) if p["type"] != "row"]
-    ids = [p["id"] for p in all_panels(dashboard()["panels"])]
+def test_dashboard_imports_as_is_through_a_datasource_variable() -> None:
+    """No fixed datasource uid: an existing Grafana imports the file unchanged and picks its own Prometheus."""
+    board = dashboard()
+    assert board["id"] is None
+    assert board["__inputs"] == [
+        {
+            "name": "DS_PROMETHEUS",
+            "label": "Prometheus",
+            "description": "The Prometheus that scrapes modelo-ml-api",
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }
+    ]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource" and variables["DS_PROMETHEUS"]["query"] == "prometheus"
+    # The job is discovered, not assumed: another scrape job name works as well.
+    assert variables["job"]["type"] == "query" and "modelo_ready" in variables["job"]["definition"]
+    uids = set(re.findall(r'"uid":\s*"([^"]+)"', DASHBOARD.read_text())) - {board["uid"]}
+    assert uids == {"${DS_PROMETHEUS}", "-- Grafana --"}, uids
+    panels = [p for p in all_panels(board["panels"]) if p["type"] != "row"]
+    ids = [p["id"] for p in all_panels(board["panels"])]
     assert len(ids) == len(set(ids))
     for panel in panels:
-        assert panel["datasource"]["uid"] == uid.group(1), panel["title"]
+        assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
         assert panel["targets"], panel["title"]
+        assert all(t.get("datasource", panel["datasource"])["uid"] == "${DS_PROMETHEUS}" for t in panel["targets"])
         assert panel["gridPos"]["x"] >= 0
         assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+    titles = {p["title"] for p in panels}
+    assert {"Replicas per served version", "Version mismatch with the fleet"} <= titles
 
 
-def test_compose_hardening() -> None:
+def test_compose_builds_the_bundle_and_has_no_default_password() -> None:
     yaml = pytest.importorskip("yaml", reason="PyYAML is not a project dependency")
     services = yaml.safe_load(COMPOSE.read_text())["services"]
-    assert set(services) == {"modelo-api", "prometheus", "grafana"}
+    assert set(services) == {"modelo-api", "prometheus", "alertmanager", "grafana"}
     api = services["modelo-api"]
     assert api["build"]["context"] == ".."
+    args = {"MODEL_DIR": "${MODEL_DIR:-models}", "BUNDLE_REQUIREMENTS": "${BUNDLE_REQUIREMENTS:-}"}
+    assert api["build"]["args"] == args
     assert api["read_only"] is True
     assert api["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in api["security_opt"]
@@ -174,6 +195,25 @@ def test_compose_hardening() -> None:
     mounts = " ".join(services["prometheus"]["volumes"])
     assert "alerts.yml" in mounts
     assert "prometheus.yml" in mounts
+    password = services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?"), password  # required, no default
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == ["alertmanager:9093"]
+
+
+@pytest.mark.skipif(
+    shutil.which("amtool") is None, reason="amtool not installed (Debian: prometheus-alertmanager; CI installs it)"
+)
+def test_check_compose_script_passes() -> None:
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "check-compose.sh")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    for line in (
+        "PASS: podman-compose config deploy/compose.yaml",
+        "PASS: compose refuses to start without GRAFANA_ADMIN_PASSWORD",
+        "PASS: amtool check-config deploy/alertmanager/alertmanager.yml",
+    ):
+        assert line in result.stdout
 
 
 # --- a real Prometheus scraping a real ServiceMetrics ------------------------------------
@@ -260,7 +300,8 @@ def test_real_prometheus_scrapes_and_evaluates_rules(
             assert _query(prom_port, 'modelo_drift_psi{feature="tenure"}')[0]["value"][1] == "0.27"
             assert _query(prom_port, "modelo_http_requests_total")[0]["metric"]["status_class"] == "2xx"
             rules = json.load(urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/rules", timeout=5))
-            assert len([r for g in rules["data"]["groups"] for r in g["rules"]]) == 8
+            loaded = [r["name"] for g in rules["data"]["groups"] for r in g["rules"]]
+            assert loaded == re.findall(r"^\s*- alert: (\w+)", ALERTS.read_text(), re.MULTILINE)
         finally:
             process.terminate()
             process.wait(timeout=10)
