@@ -282,6 +282,7 @@ class ModelRegistry:
                 "previous_version": activation.previous_version,
                 "loaded": activation.loaded,
                 "seconds": round(activation.seconds, 3),
+                "load_seconds": round(model.load_seconds, 3),
                 "preprocessing": model.predictor.transform_path,
             },
         )

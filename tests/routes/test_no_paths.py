@@ -30,6 +30,6 @@ def test_model_reload_refusals_and_logs_name_files_only(default_bundle: Path, tm
             for place in secret_places:
                 assert place not in answer.text, (answer.request.url, answer.text)
         log = server.log_path.read_text()
-    assert "model bundle refused" in log
+    assert "model version refused" in log
     for place in secret_places:
         assert place not in log
