@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     id_field: str | None = Field(
         None, description="Input field echoed back as `id` in each prediction (e.g. customerID)."
     )
+    model_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,128}$",
+        description="The model's name in the Open Inference Protocol (/v2/models/<name>); default: the "
+        "manifest's `name`, else the name of the folder the bundle is in.",
+    )
     extra_fields: Literal["ignore", "forbid"] = Field(
         "ignore",
         description="Fields the model does not use: ignored with a warning, or rejected (422).",
@@ -166,7 +172,7 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("model_version", "id_field", "rate_limit", mode="before")
+    @field_validator("model_version", "model_name", "id_field", "rate_limit", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -3,7 +3,8 @@
 An error body keeps one shape whoever raised it (a route, a middleware, the last-resort handler):
 ``{"error": {"code", "message", "details"?}}`` plus the RFC 9457 problem fields ``type``, ``title``,
 ``status`` and ``detail``. It is sent as ``application/problem+json`` when the client asks for that
-media type, else as ``application/json``.
+media type, else as ``application/json``. The Open Inference Protocol (``/v2``) has its own error
+object, ``{"error": "<message>"}``: the same errors, rendered in that style (``style="v2"``).
 
 Why one module of ~330 lines: it is the catalogue. Every error a client can receive is defined
 here, so its status, code and title are found (and reviewed) in one place, and the error metric's
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -25,6 +26,8 @@ REALM: Final = 'Bearer realm="modelo-ml-api"'
 PROBLEM_TYPE_PREFIX: Final = "urn:modelo-ml-api:error:"
 
 Header = tuple[bytes, bytes]
+# "service": our own error object (+ RFC 9457 fields); "v2": the Open Inference Protocol's {"error": "..."}.
+ErrorStyle = Literal["service", "v2"]
 
 
 class ServiceError(Exception):
@@ -165,6 +168,14 @@ class UnknownCategoryError(InvalidInputError):
         )
         self.column = column
         self.value = value
+
+
+class BinaryTensorsUnsupportedError(ServiceError):
+    """A V2 request uses the binary tensor data extension, which this server does not speak."""
+
+    status_code = 400
+    code = "binary_tensors_unsupported"
+    title = "Binary tensor data unsupported"
 
 
 class ExplanationUnavailableError(ServiceError):
@@ -313,10 +324,17 @@ class NoPreviousVersionError(ServiceError):
 
 
 class UnknownVersionError(NotFoundError):
-    """The version named is not in MODEL_DIR."""
+    """The version named is not in MODEL_DIR (or, for /v2, not the one being served)."""
 
     code = "unknown_version"
     title = "Unknown model version"
+
+
+class UnknownModelError(NotFoundError):
+    """A /v2 request names a model this server does not serve (MODEL_NAME)."""
+
+    code = "unknown_model"
+    title = "Unknown model"
 
 
 class InternalError(ServiceError):
@@ -346,11 +364,14 @@ def wants_problem_json(accept: bytes | str | None) -> bool:
     return PROBLEM_JSON in raw.lower()
 
 
-def render_error(error: ServiceError, *, accept: bytes | str | None = None) -> RenderedError:
-    """The one place an error becomes an HTTP answer."""
-    body = orjson.dumps(error.to_body())
+def render_error(
+    error: ServiceError, *, accept: bytes | str | None = None, style: ErrorStyle = "service"
+) -> RenderedError:
+    """The one place an error becomes an HTTP answer, in the style of the protocol that was spoken."""
+    v2 = style == "v2"
+    body = orjson.dumps({"error": error.message} if v2 else error.to_body())
     headers: list[Header] = [
-        (b"content-type", PROBLEM_JSON if wants_problem_json(accept) else JSON),
+        (b"content-type", PROBLEM_JSON if not v2 and wants_problem_json(accept) else JSON),
         (b"content-length", str(len(body)).encode()),
         *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in error.headers().items()),
     ]

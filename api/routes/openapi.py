@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.model.loaded import LoadedModel
 from api.model.schema import ColumnSpec
-from api.routes import predict
+from api.routes import predict, v2
 
 _JSON_TYPES = {"number": "number", "integer": "integer", "string": "string", "boolean": "boolean"}
 
@@ -102,6 +102,9 @@ def install_openapi(app: FastAPI, current_model: Any, max_batch: int) -> None:
             document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             document.setdefault("components", {}).setdefault("schemas", {}).update(_model_components(model, max_batch))
             document["paths"] = {"/predict": {"post": copy.deepcopy(predict.OPERATION)}, **document["paths"]}
+            document["components"]["schemas"].update(copy.deepcopy(v2.COMPONENTS))
+            for path in (v2.INFER, v2.INFER_VERSION):
+                document["paths"][path] = {"post": v2.infer_operation(path)}
             if model is not None:
                 body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
                 body["examples"] = {

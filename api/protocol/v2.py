@@ -1,0 +1,333 @@
+"""The Open Inference Protocol ("V2", as KServe, MLServer and Triton speak it), without HTTP.
+
+A request carries one input tensor per original column (MLServer's pandas convention,
+``"parameters": {"content_type": "pd"}`` accepted and not required). Its tensors are turned into
+the same records ``POST /predict`` receives, so validation, micro-batching, inference, monitoring
+and exactness are the ones of ``/predict``; an answer becomes the outputs ``label`` (the predicted
+class), ``probabilities`` (FP64, ``[n, k]``, columns in the model's class order) and
+``prediction_id`` (what ``POST /feedback`` takes back), plus the ID_FIELD echoed when it was sent.
+
+The binary tensor data extension is not spoken: a request that uses it is refused (400) with a
+message saying how to ask for JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from api import __version__
+from api.errors import (
+    MAX_REPORTED_PROBLEMS,
+    BinaryTensorsUnsupportedError,
+    InvalidInputError,
+    InvalidRecordsError,
+    MalformedRequestError,
+    PayloadTooLargeError,
+)
+from api.model.inference import Answer
+from api.model.loaded import LoadedModel
+from api.model.schema import ColumnSpec
+
+PREFIX: Final = "/v2"
+SERVER_NAME: Final = "modelo-ml-api"
+EXTENSIONS: Final[list[str]] = []  # none: no binary tensors, no model repository, no shared memory
+LABEL: Final = "label"
+PROBABILITIES: Final = "probabilities"
+PREDICTION_ID: Final = "prediction_id"
+
+# The V2 datatype each kind of column is described with, and the datatypes accepted for it.
+_CATEGORY_DATATYPE: Final = {"string": "BYTES", "integer": "INT64", "number": "FP64", "boolean": "BOOL"}
+_INTEGERS: Final = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+_FLOATS: Final = frozenset({"FP16", "FP32", "FP64"})
+_ACCEPTED: Final = {"FP64": _FLOATS | _INTEGERS, "INT64": _INTEGERS, "BOOL": frozenset({"BOOL"}), "BYTES": {"BYTES"}}
+_NAME_CHARACTERS: Final = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def datatype(column: ColumnSpec) -> str:
+    """The V2 datatype of one input column: FP64 for numbers, else the type of its fitted categories."""
+    return "FP64" if column.kind == "numeric" else _CATEGORY_DATATYPE[column.value_type]
+
+
+def default_model_name(model: LoadedModel) -> str:
+    """MODEL_NAME when unset: the manifest's ``name``, else the bundle folder's name (URL-safe)."""
+    named = model.manifest.get("name")
+    raw = named if isinstance(named, str) and named.strip() else model.files.directory.name
+    return _NAME_CHARACTERS.sub("-", raw).strip("-.") or "model"
+
+
+def _label_datatype(classes: Sequence[Any]) -> str:
+    if classes and all(isinstance(c, bool) for c in classes):
+        return "BOOL"
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "INT64"
+    if classes and all(isinstance(c, int | float) and not isinstance(c, bool) for c in classes):
+        return "FP64"
+    return "BYTES"
+
+
+def _plain_classes(model: LoadedModel) -> list[Any]:
+    return [c.item() if hasattr(c, "item") else c for c in model.predictor.classes]
+
+
+def output_names(model: LoadedModel) -> list[str]:
+    """The outputs an answer holds by default, in order."""
+    if model.predictor.task == "regression":
+        return [LABEL, PREDICTION_ID]
+    return [LABEL, PROBABILITIES, PREDICTION_ID]
+
+
+def metadata(model: LoadedModel, name: str) -> dict[str, Any]:
+    """GET /v2/models/{name}: one input per original column, and the outputs with the class order."""
+    predictor = model.predictor
+    classes = _plain_classes(model)
+    label_type = "FP64" if predictor.task == "regression" else _label_datatype(classes)
+    outputs: list[dict[str, Any]] = [{"name": LABEL, "datatype": label_type, "shape": [-1, 1]}]
+    if predictor.task != "regression":
+        outputs.append(
+            {
+                "name": PROBABILITIES,
+                "datatype": "FP64",
+                "shape": [-1, len(classes)],
+                "parameters": {"classes": list(predictor.class_keys)},
+            }
+        )
+    outputs.append({"name": PREDICTION_ID, "datatype": "BYTES", "shape": [-1, 1]})
+    return {
+        "name": name,
+        "versions": [model.version],
+        "platform": f"{predictor.kind}",
+        "inputs": [{"name": c.name, "datatype": datatype(c), "shape": [-1, 1]} for c in model.schema.columns],
+        "outputs": outputs,
+        "parameters": {"content_type": "pd"},
+    }
+
+
+def server_metadata() -> dict[str, Any]:
+    """GET /v2."""
+    return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """A V2 inference request read into what /predict's path takes: records, and what to answer."""
+
+    records: list[dict[str, Any]]
+    outputs: list[str]
+    id: str | None
+
+
+def refuse_binary_header(present: bool) -> None:
+    """A body with binary tensors after the JSON (Inference-Header-Content-Length) is refused."""
+    if present:
+        raise BinaryTensorsUnsupportedError(_BINARY)
+
+
+_BINARY: Final = (
+    "the binary tensor data extension is not supported: send tensors as JSON "
+    "(tritonclient: set_data_from_numpy(..., binary_data=False) and InferRequestedOutput(name, binary_data=False))"
+)
+
+
+def parse_request(body: Any, model: LoadedModel, *, max_rows: int) -> InferRequest:
+    """Check the request's tensors and turn them into one record per row; errors name the input."""
+    if not isinstance(body, dict):
+        raise MalformedRequestError("an inference request must be a JSON object with 'inputs'")
+    parameters = _parameters(body.get("parameters"), "request")
+    if parameters.get("binary_data_output") is True:
+        raise BinaryTensorsUnsupportedError(_BINARY)
+    content_type = parameters.get("content_type")
+    if content_type is not None and content_type != "pd":
+        raise InvalidInputError(
+            f"content_type {content_type!r} is not supported: this model takes one input per column ('pd')"
+        )
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInputError("'id' must be a string")
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInputError("'inputs' must be a non-empty array of tensors, one per column")
+    columns: dict[str, list[Any]] = {}
+    rows: int | None = None
+    for tensor in inputs:
+        name, values = _column(tensor, model, max_rows)
+        if name in columns:
+            raise InvalidInputError(f"input '{name}' is sent twice")
+        if rows is not None and len(values) != rows:
+            raise InvalidInputError(f"input '{name}' has {len(values)} rows; the other inputs have {rows}")
+        rows = len(values)
+        columns[name] = values
+    missing = [c.name for c in model.schema.columns if c.name not in columns]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InvalidInputError(
+            f"input '{missing[0]}' is missing{more}: the model takes one input per column (GET /v2/models/<name>)"
+        )
+    names = list(columns)
+    records = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return InferRequest(records, _requested_outputs(body.get("outputs"), model), request_id)
+
+
+def _parameters(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"'parameters' of the {where} must be an object")
+    return value
+
+
+def _column(tensor: Any, model: LoadedModel, max_rows: int) -> tuple[str, list[Any]]:
+    """One input tensor as a column of JSON values, its datatype, shape and values checked."""
+    if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+        raise InvalidInputError("each input must be an object with a string 'name'")
+    name: str = tensor["name"]
+    parameters = _parameters(tensor.get("parameters"), f"input '{name}'")
+    if "binary_data_size" in parameters:
+        raise BinaryTensorsUnsupportedError(f"input '{name}': {_BINARY}")
+    declared = tensor.get("datatype")
+    if not isinstance(declared, str):
+        raise InvalidInputError(f"input '{name}': 'datatype' must be a string such as FP64, INT64, BYTES or BOOL")
+    column = model.schema.by_name.get(name)
+    if column is not None and declared not in _ACCEPTED[expected := datatype(column)]:
+        raise InvalidInputError(f"input '{name}': datatype {declared} does not fit the column, which takes {expected}")
+    rows = _rows(name, tensor.get("shape"), max_rows)
+    if "data" not in tensor:
+        raise InvalidInputError(f"input '{name}': 'data' is missing")
+    values = _flatten(tensor["data"])
+    if len(values) != rows:
+        raise InvalidInputError(
+            f"input '{name}': shape {tensor['shape']} holds {rows} values, 'data' holds {len(values)}"
+        )
+    _check_values(name, declared, values)
+    return name, values
+
+
+def _rows(name: str, shape: Any, max_rows: int) -> int:
+    """The number of rows of a [n] or [n, 1] shape."""
+    valid = (
+        isinstance(shape, list)
+        and len(shape) in (1, 2)
+        and all(type(d) is int and d >= 0 for d in shape)
+        and (len(shape) == 1 or shape[1] == 1)
+    )
+    if not valid:
+        raise InvalidInputError(f"input '{name}': shape {shape!r} is not [n] or [n, 1] (one column, one value per row)")
+    rows: int = shape[0]
+    if rows == 0:
+        raise InvalidInputError(f"input '{name}': shape {shape} holds no rows; send at least one")
+    if rows > max_rows:
+        raise PayloadTooLargeError(f"input '{name}' holds {rows} rows; MAX_BATCH_SIZE is {max_rows}")
+    return rows
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if not any(isinstance(item, list) for item in data):
+        return data
+    flat: list[Any] = []
+    for item in data:
+        flat.extend(_flatten(item))
+    return flat
+
+
+def _fits(declared: str, value: Any) -> bool:
+    kind = type(value)
+    if value is None:
+        return True  # a missing value: accepted where the column is nullable, refused by validation otherwise
+    if declared == "BYTES":
+        return kind is str
+    if declared == "BOOL":
+        return kind is bool
+    if declared in _INTEGERS:
+        return kind is int
+    if declared in _FLOATS:
+        return kind is int or (kind is float and math.isfinite(value))
+    return False
+
+
+def _check_values(name: str, declared: str, values: list[Any]) -> None:
+    if declared not in _INTEGERS | _FLOATS | {"BYTES", "BOOL"}:
+        raise InvalidInputError(f"input '{name}': datatype {declared} is not a V2 datatype this server reads")
+    for row, value in enumerate(values):
+        if not _fits(declared, value):
+            raise InvalidInputError(f"input '{name}', row {row}: {value!r} is not a {declared} value")
+
+
+def _requested_outputs(requested: Any, model: LoadedModel) -> list[str]:
+    known = output_names(model)
+    if requested is None:
+        return known
+    if not isinstance(requested, list):
+        raise InvalidInputError("'outputs' must be an array of {\"name\": ...}")
+    names: list[str] = []
+    id_field = model.validator.id_field
+    for output in requested:
+        if not isinstance(output, dict) or not isinstance(output.get("name"), str):
+            raise InvalidInputError("each requested output must be an object with a string 'name'")
+        name = output["name"]
+        if _parameters(output.get("parameters"), f"output '{name}'").get("binary_data") is True:
+            raise BinaryTensorsUnsupportedError(f"output '{name}': {_BINARY}")
+        if name not in known and name != id_field:
+            raise InvalidInputError(f"output '{name}' is not an output of this model: {', '.join(known)}")
+        names.append(name)
+    return names
+
+
+def locate(error: InvalidRecordsError) -> InvalidInputError:
+    """Validation's problems said in V2 terms: the input (column) and the row."""
+    problems = error.problems
+    first = problems[0]
+    where = f"input '{first.field}', row {first.row}" if first.field is not None else f"row {first.row}"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    details = [
+        {"input": p.field, "row": p.row, "msg": p.message, "type": p.type} for p in problems[:MAX_REPORTED_PROBLEMS]
+    ]
+    return InvalidInputError(f"{where}: {first.message}{more}", details=details)
+
+
+def render(answer: Answer, request: InferRequest, name: str) -> dict[str, Any]:
+    """The inference response: the requested outputs, each [n, 1] except probabilities [n, k]."""
+    rows = answer.batch.size
+    outputs: list[dict[str, Any]] = []
+    for output in request.outputs:
+        if output == LABEL:
+            outputs.append(_labels(answer, rows))
+        elif output == PROBABILITIES and answer.output.probabilities is not None:
+            matrix = answer.output.probabilities
+            data = matrix.ravel().tolist()
+            outputs.append({"name": PROBABILITIES, "datatype": "FP64", "shape": [rows, matrix.shape[1]], "data": data})
+        elif output == PREDICTION_ID:
+            outputs.append(
+                {"name": PREDICTION_ID, "datatype": "BYTES", "shape": [rows, 1], "data": answer.prediction_ids}
+            )
+        elif output == answer.model.validator.id_field and answer.batch.ids is not None:
+            outputs.append(_tensor(output, answer.batch.ids))
+    response: dict[str, Any] = {"model_name": name, "model_version": answer.model.version, "outputs": outputs}
+    if request.id is not None:
+        response["id"] = request.id
+    warnings = [f"row {row}: {'; '.join(found)}" for row, found in enumerate(answer.batch.warnings) if found]
+    if warnings:
+        response["parameters"] = {"warnings": " | ".join(warnings)}
+    return response
+
+
+def _labels(answer: Answer, rows: int) -> dict[str, Any]:
+    model = answer.model
+    values = [v.item() if hasattr(v, "item") else v for v in answer.output.values]
+    if model.predictor.task == "regression":
+        return {"name": LABEL, "datatype": "FP64", "shape": [rows, 1], "data": [float(v) for v in values]}
+    kind = _label_datatype(_plain_classes(model))
+    data = [str(v) for v in values] if kind == "BYTES" else values
+    return {"name": LABEL, "datatype": kind, "shape": [rows, 1], "data": data}
+
+
+def _tensor(name: str, values: list[Any]) -> dict[str, Any]:
+    """The ID_FIELD echoed: INT64 when every id is an integer, else BYTES (null when a row sent none)."""
+    if values and all(type(v) is int for v in values):
+        return {"name": name, "datatype": "INT64", "shape": [len(values), 1], "data": values}
+    data = [v if v is None or isinstance(v, str) else str(v) for v in values]
+    return {"name": name, "datatype": "BYTES", "shape": [len(values), 1], "data": data}
