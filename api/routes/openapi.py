@@ -105,6 +105,9 @@ def install_openapi(app: FastAPI, current_model: Any, max_batch: int) -> None:
             document["components"]["schemas"].update(copy.deepcopy(v2.COMPONENTS))
             for path in (v2.INFER, v2.INFER_VERSION):
                 document["paths"][path] = {"post": v2.infer_operation(path)}
+            for path, operations in document["paths"].items():
+                if path.startswith(v2.INFER.split("{")[0]):  # string path parameters: FastAPI's 422 cannot happen
+                    operations.get("get", {}).get("responses", {}).pop("422", None)
             if model is not None:
                 body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
                 body["examples"] = {

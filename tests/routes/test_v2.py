@@ -16,6 +16,9 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from tritonclient.utils import InferenceServerException
 
 from tests.support.live_server import LiveServer, live_server
@@ -317,3 +320,38 @@ def test_the_default_name_is_the_bundle_folder(default_server: LiveServer, defau
     path = f"/v2/models/{default_bundle.name}"
     assert _get(default_server, path).json()["name"] == default_bundle.name
     assert _get(default_server, path + "-other").status_code == 404
+
+
+def test_openapi_describes_the_v2_routes_truthfully(server: LiveServer, metadata: dict[str, Any]) -> None:
+    """/openapi.json declares every V2 route with real schemas, and the answers fit what it declares."""
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    paths = document["paths"]
+    version = metadata["versions"][0]
+    registry = Registry().with_resource(
+        "urn:service", Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+
+    def fits(path: str, method: str, status: int, body: Any) -> None:
+        declared = paths[path][method]["responses"][str(status)]["content"]["application/json"]["schema"]
+        ref = {"$ref": "urn:service" + declared["$ref"]} if "$ref" in declared else declared
+        Draft202012Validator(ref, registry=registry).validate(body)
+
+    infer = paths["/v2/models/{name}/infer"]["post"]
+    assert infer["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/V2InferenceRequest")
+    answer = server.client.post(f"/v2/models/{NAME}/infer", json=_body(metadata, _records(server, 2)))
+    fits("/v2/models/{name}/infer", "post", 200, answer.json())
+    refused = server.client.post(f"/v2/models/{NAME}/versions/1/infer", json=_body(metadata, _records(server, 1)))
+    fits("/v2/models/{name}/versions/{version}/infer", "post", 404, refused.json())
+    for template, path in [
+        ("/v2", "/v2"),
+        ("/v2/health/live", "/v2/health/live"),
+        ("/v2/health/ready", "/v2/health/ready"),
+        ("/v2/models/{name}", f"/v2/models/{NAME}"),
+        ("/v2/models/{name}/versions/{version}", f"/v2/models/{NAME}/versions/{version}"),
+        ("/v2/models/{name}/ready", f"/v2/models/{NAME}/ready"),
+        ("/v2/models/{name}/versions/{version}/ready", f"/v2/models/{NAME}/versions/{version}/ready"),
+    ]:
+        response = server.client.get(path)
+        fits(template, "get", response.status_code, response.json())
+        assert "422" not in paths[template]["get"]["responses"]
+    fits("/v2/models/{name}", "get", 404, server.client.get("/v2/models/nope").json())
