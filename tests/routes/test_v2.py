@@ -201,6 +201,16 @@ def test_default_outputs_and_the_prediction_log(server: LiveServer, metadata: di
     assert feedback.json()["accepted"] == 1
 
 
+def test_unknown_categories_are_answered_with_a_warning_naming_the_row(
+    server: LiveServer, metadata: dict[str, Any]
+) -> None:
+    body = _body(metadata, _records(server, 2))
+    text = next(t for t in body["inputs"] if t["datatype"] == "BYTES")
+    text["data"][1] = "never-seen-in-training"
+    response = _post(server, f"/v2/models/{NAME}/infer", body).json()
+    assert response["parameters"]["warnings"].startswith(f"row 1: {text['name']}: 'never-seen-in-training'")
+
+
 def _mutated(metadata: dict[str, Any], records: list[dict[str, Any]], case: str) -> tuple[dict[str, Any], str]:
     """A request broken one way, and the name the error must carry."""
     body = _body(metadata, records)
