@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Built once every route and handler is registered (Starlette would build it on the first request).
     app.middleware_stack = request_stack(
         app.build_middleware_stack(),
-        lanes={("POST", predict.PATH): predict.predict},
+        lanes={("POST", predict.PATH): predict.predict, **v2.fast_lanes(settings.model_name)},
         settings=settings,
         authenticator=service.auth.authenticator,
         metrics=service.metrics,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 SERVICE, BASELINE, MLSERVER = "service", "baseline", "mlserver"
+SERVICE_V2 = "service-v2"  # the same process as SERVICE, over the Open Inference Protocol
 SERVER_LABELS = {
     SERVICE: "this service",
+    SERVICE_V2: "this service, V2 infer",
     BASELINE: "tutorial baseline",
     MLSERVER: "MLServer (adaptive batching)",
 }
@@ -25,17 +27,19 @@ def load_table(measurements: list[dict[str, Any]]) -> str:
     rate = {(m["bundle"], m["server"], m["scenario"]): m["requests_per_s"] for m in measurements}
     lines = [
         "| bundle | server | scenario | req/s | p50 ms | p99 ms | rows/s | non-2xx | sock err "
-        "| × baseline | × MLServer |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| × baseline | × MLServer | × /predict |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measurements:
         key = (m["bundle"], m["scenario"])
+        v2 = m["server"] == SERVICE_V2
         lines.append(
             f"| {m['bundle']} | {SERVER_LABELS.get(m['server'], m['server'])} | {m['scenario']} "
             f"| {_num(m['requests_per_s'], 1)} | {_num(m['p50_ms'], 2)} | {_num(m['p99_ms'], 1)} "
             f"| {_num(m['rows_per_s'])} | {m['non_2xx']} | {m['socket_errors']} "
             f"| {_ratio(m['requests_per_s'], rate.get((key[0], BASELINE, key[1])))} "
-            f"| {_ratio(m['requests_per_s'], rate.get((key[0], MLSERVER, key[1])))} |"
+            f"| {_ratio(m['requests_per_s'], rate.get((key[0], MLSERVER, key[1])))} "
+            f"| {_ratio(m['requests_per_s'], rate.get((key[0], SERVICE, key[1]))) if v2 else ''} |"
         )
     return "\n".join(lines)
 

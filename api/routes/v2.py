@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import PredictCaller, ServiceDep
 from api.errors import InvalidRecordsError, NotReadyError, ServiceError, UnknownModelError, UnknownVersionError
@@ -203,16 +203,33 @@ async def infer(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class _Endpoint:
-    """A non-function endpoint: Starlette hands it the raw ASGI call (the route still serves 405)."""
+    """A non-function endpoint: Starlette hands it the raw ASGI call (the route still serves 405).
+
+    It names its route in the scope (Starlette's router does not), so metrics label by template.
+    """
+
+    def __init__(self, path: str, name: str) -> None:
+        self.route = Route(path, endpoint=self, methods=["POST"], name=name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self.route
         await infer(scope, receive, send)
 
 
-infer_routes = [
-    Route(INFER, endpoint=_Endpoint(), methods=["POST"], name="v2_infer"),
-    Route(INFER_VERSION, endpoint=_Endpoint(), methods=["POST"], name="v2_infer_version"),
-]
+infer_routes = [_Endpoint(INFER, "v2_infer").route, _Endpoint(INFER_VERSION, "v2_infer_version").route]
+
+
+def fast_lanes(model_name: str | None) -> dict[tuple[str, str], ASGIApp]:
+    """With MODEL_NAME set, its infer path skips the framework's router, as POST /predict does."""
+    if model_name is None:
+        return {}
+    route, params = infer_routes[0], {"name": model_name}
+
+    async def lane(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"], scope["path_params"] = route, params  # what the router would have set
+        await infer(scope, receive, send)
+
+    return {("POST", INFER.format(name=model_name)): lane}
 
 
 # --- OpenAPI of the inference routes (plain ASGI: api/routes/openapi.py adds these) --------------------

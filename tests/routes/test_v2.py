@@ -365,3 +365,16 @@ def test_openapi_describes_the_v2_routes_truthfully(server: LiveServer, metadata
         fits(template, "get", response.status_code, response.json())
         assert "422" not in paths[template]["get"]["responses"]
     fits("/v2/models/{name}", "get", 404, server.client.get("/v2/models/nope").json())
+
+
+def test_v2_requests_are_labelled_by_route_template(server: LiveServer, metadata: dict[str, Any]) -> None:
+    """With MODEL_NAME set, its infer path takes a fast lane; metrics still name the route template."""
+    version = metadata["versions"][0]
+    server.client.post(f"/v2/models/{NAME}/infer", json=_body(metadata, _records(server, 1)))
+    server.client.post(f"/v2/models/{NAME}/versions/{version}/infer", json=_body(metadata, _records(server, 1)))
+    text = server.client.get("/metrics").text
+    for template in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        assert re.search(rf'^modelo_http_requests_total\{{[^}}]*route="{re.escape(template)}"', text, re.MULTILINE), (
+            template
+        )
+    assert f"/v2/models/{NAME}/" not in text  # never the raw path
