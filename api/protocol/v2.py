@@ -13,7 +13,6 @@ message saying how to ask for JSON.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,6 +206,10 @@ def _column(tensor: Any, model: LoadedModel, max_rows: int) -> tuple[str, list[A
 
 def _rows(name: str, shape: Any, max_rows: int) -> int:
     """The number of rows of a [n] or [n, 1] shape."""
+    if type(shape) is list and len(shape) == 2 and shape[1] == 1 and type(shape[1]) is int:
+        usual = shape[0]
+        if type(usual) is int and 0 < usual <= max_rows:
+            return usual  # [n, 1]
     valid = (
         isinstance(shape, list)
         and len(shape) in (1, 2)
@@ -234,27 +237,39 @@ def _flatten(data: Any) -> list[Any]:
     return flat
 
 
-def _fits(declared: str, value: Any) -> bool:
-    kind = type(value)
-    if value is None:
-        return True  # a missing value: accepted where the column is nullable, refused by validation otherwise
-    if declared == "BYTES":
-        return kind is str
-    if declared == "BOOL":
-        return kind is bool
-    if declared in _INTEGERS:
-        return kind is int
-    if declared in _FLOATS:
-        return kind is int or (kind is float and math.isfinite(value))
-    return False
+# Whether one JSON value is of a datatype; None (a missing value) fits any: validation decides where it may be.
+def _is_text(value: Any) -> bool:
+    return type(value) is str or value is None
+
+
+def _is_bool(value: Any) -> bool:
+    return type(value) is bool or value is None
+
+
+def _is_integer(value: Any) -> bool:
+    return type(value) is int or value is None
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is float or value is None  # orjson never yields NaN or infinity
+
+
+_FITS: Final = {
+    "BYTES": _is_text,
+    "BOOL": _is_bool,
+    **dict.fromkeys(_INTEGERS, _is_integer),
+    **dict.fromkeys(_FLOATS, _is_number),
+}
 
 
 def _check_values(name: str, declared: str, values: list[Any]) -> None:
-    if declared not in _INTEGERS | _FLOATS | {"BYTES", "BOOL"}:
+    fits = _FITS.get(declared)
+    if fits is None:
         raise InvalidInputError(f"input '{name}': datatype {declared} is not a V2 datatype this server reads")
-    for row, value in enumerate(values):
-        if not _fits(declared, value):
-            raise InvalidInputError(f"input '{name}', row {row}: {value!r} is not a {declared} value")
+    if all(map(fits, values)):
+        return
+    row, value = next((row, value) for row, value in enumerate(values) if not fits(value))
+    raise InvalidInputError(f"input '{name}', row {row}: {value!r} is not a {declared} value")
 
 
 def _requested_outputs(requested: Any, model: LoadedModel) -> list[str]:
