@@ -1,24 +1,10 @@
-"""The Open Inference Protocol ("V2", as KServe, MLServer and Triton speak it), without HTTP.
-
-A request carries one input tensor per original column (MLServer's pandas convention,
-``"parameters": {"content_type": "pd"}`` accepted and not required). Its tensors are turned into
-the same records ``POST /predict`` receives, so validation, micro-batching, inference, monitoring
-and exactness are the ones of ``/predict``; an answer becomes the outputs ``label`` (the predicted
-class), ``probabilities`` (FP64, ``[n, k]``, columns in the model's class order) and
-``prediction_id`` (what ``POST /feedback`` takes back), plus the ID_FIELD echoed when it was sent.
-
-The binary tensor data extension is not spoken: a request that uses it is refused (400) with a
-message saying how to ask for JSON.
-"""
+"""A V2 inference request read into the records POST /predict takes; every refusal names the input."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from api import __version__
 from api.errors import (
     MAX_REPORTED_PROBLEMS,
     BinaryTensorsUnsupportedError,
@@ -27,87 +13,8 @@ from api.errors import (
     MalformedRequestError,
     PayloadTooLargeError,
 )
-from api.model.inference import Answer
 from api.model.loaded import LoadedModel
-from api.model.schema import ColumnSpec
-
-PREFIX: Final = "/v2"
-SERVER_NAME: Final = "modelo-ml-api"
-EXTENSIONS: Final[list[str]] = []  # none: no binary tensors, no model repository, no shared memory
-LABEL: Final = "label"
-PROBABILITIES: Final = "probabilities"
-PREDICTION_ID: Final = "prediction_id"
-
-# The V2 datatype each kind of column is described with, and the datatypes accepted for it.
-_CATEGORY_DATATYPE: Final = {"string": "BYTES", "integer": "INT64", "number": "FP64", "boolean": "BOOL"}
-_INTEGERS: Final = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
-_FLOATS: Final = frozenset({"FP16", "FP32", "FP64"})
-_ACCEPTED: Final = {"FP64": _FLOATS | _INTEGERS, "INT64": _INTEGERS, "BOOL": frozenset({"BOOL"}), "BYTES": {"BYTES"}}
-_NAME_CHARACTERS: Final = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def datatype(column: ColumnSpec) -> str:
-    """The V2 datatype of one input column: FP64 for numbers, else the type of its fitted categories."""
-    return "FP64" if column.kind == "numeric" else _CATEGORY_DATATYPE[column.value_type]
-
-
-def default_model_name(model: LoadedModel) -> str:
-    """MODEL_NAME when unset: the manifest's ``name``, else the bundle folder's name (URL-safe)."""
-    named = model.manifest.get("name")
-    raw = named if isinstance(named, str) and named.strip() else model.files.directory.name
-    return _NAME_CHARACTERS.sub("-", raw).strip("-.") or "model"
-
-
-def _label_datatype(classes: Sequence[Any]) -> str:
-    if classes and all(isinstance(c, bool) for c in classes):
-        return "BOOL"
-    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
-        return "INT64"
-    if classes and all(isinstance(c, int | float) and not isinstance(c, bool) for c in classes):
-        return "FP64"
-    return "BYTES"
-
-
-def _plain_classes(model: LoadedModel) -> list[Any]:
-    return [c.item() if hasattr(c, "item") else c for c in model.predictor.classes]
-
-
-def output_names(model: LoadedModel) -> list[str]:
-    """The outputs an answer holds by default, in order."""
-    if model.predictor.task == "regression":
-        return [LABEL, PREDICTION_ID]
-    return [LABEL, PROBABILITIES, PREDICTION_ID]
-
-
-def metadata(model: LoadedModel, name: str) -> dict[str, Any]:
-    """GET /v2/models/{name}: one input per original column, and the outputs with the class order."""
-    predictor = model.predictor
-    classes = _plain_classes(model)
-    label_type = "FP64" if predictor.task == "regression" else _label_datatype(classes)
-    outputs: list[dict[str, Any]] = [{"name": LABEL, "datatype": label_type, "shape": [-1, 1]}]
-    if predictor.task != "regression":
-        outputs.append(
-            {
-                "name": PROBABILITIES,
-                "datatype": "FP64",
-                "shape": [-1, len(classes)],
-                "parameters": {"classes": list(predictor.class_keys)},
-            }
-        )
-    outputs.append({"name": PREDICTION_ID, "datatype": "BYTES", "shape": [-1, 1]})
-    return {
-        "name": name,
-        "versions": [model.version],
-        "platform": f"{predictor.kind}",
-        "inputs": [{"name": c.name, "datatype": datatype(c), "shape": [-1, 1]} for c in model.schema.columns],
-        "outputs": outputs,
-        "parameters": {"content_type": "pd"},
-    }
-
-
-def server_metadata() -> dict[str, Any]:
-    """GET /v2."""
-    return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+from api.protocol.v2.model import ACCEPTED, FLOATS, INTEGERS, datatype, output_names
 
 
 @dataclass(frozen=True)
@@ -190,7 +97,7 @@ def _column(tensor: Any, model: LoadedModel, max_rows: int) -> tuple[str, list[A
     if not isinstance(declared, str):
         raise InvalidInputError(f"input '{name}': 'datatype' must be a string such as FP64, INT64, BYTES or BOOL")
     column = model.schema.by_name.get(name)
-    if column is not None and declared not in _ACCEPTED[expected := datatype(column)]:
+    if column is not None and declared not in ACCEPTED[expected := datatype(column)]:
         raise InvalidInputError(f"input '{name}': datatype {declared} does not fit the column, which takes {expected}")
     rows = _rows(name, tensor.get("shape"), max_rows)
     if "data" not in tensor:
@@ -257,8 +164,8 @@ def _is_number(value: Any) -> bool:
 _FITS: Final = {
     "BYTES": _is_text,
     "BOOL": _is_bool,
-    **dict.fromkeys(_INTEGERS, _is_integer),
-    **dict.fromkeys(_FLOATS, _is_number),
+    **dict.fromkeys(INTEGERS, _is_integer),
+    **dict.fromkeys(FLOATS, _is_number),
 }
 
 
@@ -302,47 +209,3 @@ def locate(error: InvalidRecordsError) -> InvalidInputError:
         {"input": p.field, "row": p.row, "msg": p.message, "type": p.type} for p in problems[:MAX_REPORTED_PROBLEMS]
     ]
     return InvalidInputError(f"{where}: {first.message}{more}", details=details)
-
-
-def render(answer: Answer, request: InferRequest, name: str) -> dict[str, Any]:
-    """The inference response: the requested outputs, each [n, 1] except probabilities [n, k]."""
-    rows = answer.batch.size
-    outputs: list[dict[str, Any]] = []
-    for output in request.outputs:
-        if output == LABEL:
-            outputs.append(_labels(answer, rows))
-        elif output == PROBABILITIES and answer.output.probabilities is not None:
-            matrix = answer.output.probabilities
-            data = matrix.ravel().tolist()
-            outputs.append({"name": PROBABILITIES, "datatype": "FP64", "shape": [rows, matrix.shape[1]], "data": data})
-        elif output == PREDICTION_ID:
-            outputs.append(
-                {"name": PREDICTION_ID, "datatype": "BYTES", "shape": [rows, 1], "data": answer.prediction_ids}
-            )
-        elif output == answer.model.validator.id_field and answer.batch.ids is not None:
-            outputs.append(_tensor(output, answer.batch.ids))
-    response: dict[str, Any] = {"model_name": name, "model_version": answer.model.version, "outputs": outputs}
-    if request.id is not None:
-        response["id"] = request.id
-    warnings = [f"row {row}: {'; '.join(found)}" for row, found in enumerate(answer.batch.warnings) if found]
-    if warnings:
-        response["parameters"] = {"warnings": " | ".join(warnings)}
-    return response
-
-
-def _labels(answer: Answer, rows: int) -> dict[str, Any]:
-    model = answer.model
-    values = [v.item() if hasattr(v, "item") else v for v in answer.output.values]
-    if model.predictor.task == "regression":
-        return {"name": LABEL, "datatype": "FP64", "shape": [rows, 1], "data": [float(v) for v in values]}
-    kind = _label_datatype(_plain_classes(model))
-    data = [str(v) for v in values] if kind == "BYTES" else values
-    return {"name": LABEL, "datatype": kind, "shape": [rows, 1], "data": data}
-
-
-def _tensor(name: str, values: list[Any]) -> dict[str, Any]:
-    """The ID_FIELD echoed: INT64 when every id is an integer, else BYTES (null when a row sent none)."""
-    if values and all(type(v) is int for v in values):
-        return {"name": name, "datatype": "INT64", "shape": [len(values), 1], "data": values}
-    data = [v if v is None or isinstance(v, str) else str(v) for v in values]
-    return {"name": name, "datatype": "BYTES", "shape": [len(values), 1], "data": data}
