@@ -1,6 +1,6 @@
 """Reason codes of every real row, checked against the user's own raw scores, in the bundle's environment.
 
-Run as `python offline_explain.py <bundle> <csv> <records.json> <out.json>` with the bundle's interpreter (scikit-learn
+Run as `python offline_explain.py <bundle> <csv> <records.json> <out.json> [version]` with the bundle's interpreter (scikit-learn
 1.1.3). For each model version it loads the bundle the way the service does (api.model.loader), explains
 every CSV row as a client sends it (records.json, from real_records; api.model.explain.contributions), and writes beside them the raw score (logit) the user's
 own pipeline gives (preprocessor.transform → booster.predict(raw_score=True), unpickled directly): the
@@ -30,6 +30,7 @@ CHUNK = 1000
 
 def main() -> None:
     bundle, csv, sent, out = (Path(a) for a in sys.argv[1:5])
+    versions = sys.argv[5:] or VERSIONS
     frame = pd.read_csv(csv)
     frame["TotalCharges"] = pd.to_numeric(frame["TotalCharges"].replace(" ", np.nan))
     preprocessor = joblib.load(bundle / "preprocessor_20250717_214053.pkl")
@@ -38,7 +39,7 @@ def main() -> None:
         matrix = preprocessor.transform(frame.drop(columns=["Churn"]))
     records = json.loads(sent.read_text())
     result: dict[str, dict[str, object]] = {}
-    for version in VERSIONS:
+    for version in versions:
         with (bundle / f"model_{version}.pkl").open("rb") as handle:
             raw = pickle.load(handle).predict(matrix, raw_score=True)
         model = load_bundle(bundle, version=version)
