@@ -105,7 +105,9 @@ KINDS = [
 
 
 @pytest.mark.parametrize(("build", "columns", "tolerance"), KINDS)
-def test_base_plus_contributions_is_the_raw_score(build: Build, columns: list[str], tolerance: float, tmp_path: Path) -> None:
+def test_base_plus_contributions_is_the_raw_score(
+    build: Build, columns: list[str], tolerance: float, tmp_path: Path
+) -> None:
     frame = _frame()
     pre, model, bundle = _bundle(build, frame, tmp_path / "bundle")
     loaded = load_bundle(bundle)
@@ -123,11 +125,13 @@ def test_contributions_land_on_the_only_column_that_matters(tmp_path: Path) -> N
     """Only Contract decides the label: every contribution is Contract's, summed over its one-hot columns."""
     frame = _frame()
     label = (frame["Contract"] == "Month-to-month").astype(int)
+    categorical = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="missing"), OneHotEncoder(handle_unknown="ignore")
+    )
     pre = ColumnTransformer([
         ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                              OneHotEncoder(handle_unknown="ignore")), ["Contract", "InternetService", "PaymentMethod"]),
-    ], remainder="passthrough").fit(frame[[*FEATURES]])
+        ("cat", categorical, ["Contract", "InternetService", "PaymentMethod"]),
+    ], remainder="passthrough").fit(frame[FEATURES])
     booster = lgb.train(
         {"objective": "binary", "verbose": -1, "min_data_in_leaf": 5},
         lgb.Dataset(pre.transform(frame[FEATURES]), label), num_boost_round=10,

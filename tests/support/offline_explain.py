@@ -1,10 +1,11 @@
 """Reason codes of every real row, checked against the user's own raw scores, in the bundle's environment.
 
-Run as `python offline_explain.py <bundle> <csv> <records.json> <out.json> [version]` with the bundle's interpreter (scikit-learn
-1.1.3). For each model version it loads the bundle the way the service does (api.model.loader), explains
-every CSV row as a client sends it (records.json, from real_records; api.model.explain.contributions), and writes beside them the raw score (logit) the user's
-own pipeline gives (preprocessor.transform → booster.predict(raw_score=True), unpickled directly): the
-test compares base + sum of contributions with that raw score.
+Run with the bundle's interpreter (scikit-learn 1.1.3):
+`python offline_explain.py <bundle> <csv> <records.json> <out.json> [version]`. For each model version
+it loads the bundle the way the service does (api.model.loader), explains every row as a client sends
+it (records.json, from real_records) with api.model.explain.contributions, and writes beside them the
+raw score (logit) of the user's own pipeline (preprocessor.transform, then
+booster.predict(raw_score=True), unpickled directly): the test compares base + contributions with it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from api.model.explain import contributions  # noqa: E402
-from api.model.loader import load_bundle  # noqa: E402
+from api.model.explain import contributions
+from api.model.loader import load_bundle
 
 VERSIONS = ("20250717_214053", "20250717_214252")
 CHUNK = 1000
