@@ -109,6 +109,24 @@ OPERATION: dict[str, Any] = {
     "summary": 'Predict one record, or a batch as {"instances": [...]}',
     "operationId": "predict",
     "security": [{"ApiKey": []}, {"Bearer": []}],
+    "parameters": [
+        {
+            "name": "explain",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1},
+            "description": (
+                "Reason codes: add to each row the N original input columns with the largest absolute "
+                "contribution to the model's raw score (log-odds for LightGBM/XGBoost/gradient boosting, "
+                "the probability for forests and trees), as `reasons`, and its `base_value`. A column's "
+                "contribution is the sum over its encoded columns (every one-hot column of a category "
+                "column, for example); base_value + the contributions of all columns is the raw score. "
+                "N larger than the number of columns returns all of them. At most EXPLAIN_MAX_ROWS rows "
+                "per request (413 beyond); 422 if N is not a whole number >= 1; 400 if the model's kind "
+                "has no exact attribution. Probabilities are identical with and without explain."
+            ),
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
@@ -118,12 +136,12 @@ OPERATION: dict[str, Any] = {
             "description": "Predictions in request order",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}},
         },
-        "400": {"description": "Malformed JSON"},
+        "400": {"description": "Malformed JSON, or explain asked of a model that cannot explain itself"},
         "401": {"description": "Missing or invalid credentials"},
         "403": {"description": "Credentials lack the predict scope"},
-        "413": {"description": "Body or batch too large"},
+        "413": {"description": "Body or batch too large, or more rows than EXPLAIN_MAX_ROWS with explain"},
         "415": {"description": "Not application/json"},
-        "422": {"description": "A field is missing or has the wrong type or value"},
+        "422": {"description": "A field is missing or has the wrong type or value, or explain is not an integer >= 1"},
         "503": {"description": "No model loaded, or overloaded"},
     },
 }

@@ -89,3 +89,18 @@ def test_more_rows_than_explain_max_rows_is_a_413(linear_server: LiveServer) -> 
     assert "EXPLAIN_MAX_ROWS" in response.json()["error"]["message"]
     # The same rows without explain are served: the limit is on reasons only.
     assert linear_server.client.post("/predict", json={"instances": records}).status_code == 200
+
+
+def test_openapi_documents_explain_and_the_reason_fields(default_server: LiveServer) -> None:
+    document = default_server.client.get("/openapi.json").json()
+    parameters = document["paths"]["/predict"]["post"]["parameters"]
+    explain = next(p for p in parameters if p["name"] == "explain")
+    assert explain["in"] == "query" and explain["schema"] == {"type": "integer", "minimum": 1}
+    assert "sum over its encoded columns" in explain["description"]
+    schemas = document["components"]["schemas"]
+    row = schemas["PredictionRow"]["properties"]
+    assert row["reasons"]["items"] == {"$ref": "#/components/schemas/Reason"}
+    assert "base_value" in row
+    answered = default_server.client.post("/predict?explain=2", json=_example(default_server)).json()
+    assert set(answered) - {"model_version"} <= set(row)
+    assert all(set(r) == set(schemas["Reason"]["required"]) for r in answered["reasons"])
