@@ -46,6 +46,7 @@ class Scenario:
     name: str
     rows: int
     connections: int
+    query: str = ""  # appended to the path (the service's own options)
 
 
 SCENARIOS = (
@@ -54,6 +55,9 @@ SCENARIOS = (
     Scenario("1 row, c64", 1, 64),
     Scenario("100 rows, c4", payloads.BATCH_ROWS, 4),
 )
+# Reason codes (POST /predict?explain=3), this service only, beside the plain "1 row, c1" above. The
+# per-row cost of a batch is in the floors (explaining 100 rows of the real model takes seconds).
+EXPLAIN_SCENARIOS = (Scenario("1 row, c1, explain=3", 1, 1, "?explain=3"),)
 
 
 @dataclass(frozen=True)
@@ -161,8 +165,8 @@ class Bench:
             assert reference is not None
             path, bodies = self._bodies(bundle, spec.name, reference)
             record["answers"] = self._check(bundle, spec, path, headers, reference)
-            for scenario in SCENARIOS:
-                url = spec.base_url + path
+            for scenario in SCENARIOS + (EXPLAIN_SCENARIOS if spec.name == SERVICE else ()):
+                url = spec.base_url + path + scenario.query
                 body = bodies[scenario.rows]
                 if self.warmup > 0:
                     run_wrk(url, body, headers, scenario.connections, self.warmup, cpu=WRK_CPU)
