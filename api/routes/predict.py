@@ -55,11 +55,14 @@ def _reasons_asked(request: Request) -> int | None:
 def add_reasons(rendered: dict[str, Any], explained: list[RowExplanation], *, batch: bool) -> None:
     """Each row's reasons and base value, beside its prediction."""
     rows = rendered["predictions"] if batch else [rendered]
+    version = None if batch else rendered.pop("model_version")
     for row, why in zip(rows, explained, strict=True):
         row["reasons"] = [reason.to_dict() for reason in why.reasons]
         row["base_value"] = why.base_value
         if why.explained_class is not None:
             row["explained_class"] = why.explained_class
+    if version is not None:
+        rendered["model_version"] = version  # last, as without explain
 
 
 def render(answer: Answer, *, batch: bool) -> dict[str, Any]:
