@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import threading
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
-from tests.support.live_server import ROOT, LiveServer
+from tests.support.live_server import ROOT, LiveServer, live_server
 from tests.support.real_data import REAL_CSV, VERSIONS, offline_probabilities, real_records
 
 pytestmark = [pytest.mark.real_bundle, pytest.mark.slow]
@@ -69,3 +72,52 @@ def test_an_explained_prediction_for_7590_vhveg(real_server: LiveServer, real_en
     p = body["probabilities"]["1"]
     logit = math.log(p / (1 - p))
     assert body["base_value"] + sum(r["contribution"] for r in every) == pytest.approx(logit, abs=1e-9)
+
+
+def test_reasons_and_answer_come_from_one_model_version_during_swaps(
+    real_bundle: Path, real_env_python: str, tmp_path: Path
+) -> None:
+    """Explained requests while the two real versions are swapped back and forth: every answer is one
+    version's, whole. Both models share the preprocessor, so a mix (probabilities of one, contributions
+    of the other) would break base + contributions = logit(P) and the offline probability of the version named.
+    """
+    offline = offline_probabilities(real_env_python, real_bundle, tmp_path / "offline.json")
+    records = real_records()[:20]
+    failures: list[str] = []
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def explain_in_a_loop(server: LiveServer, offset: int) -> None:
+        with httpx.Client(base_url=server.url, headers={"X-API-Key": server.api_key}, timeout=60) as client:
+            index = offset
+            while not stop.is_set():
+                row = index % len(records)
+                index += 1
+                response = client.post("/predict", params={"explain": 100}, json=records[row])
+                if response.status_code != 200:
+                    failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                    continue
+                body: dict[str, Any] = response.json()
+                version, p = body["model_version"], body["probabilities"]["1"]
+                answered.append(version)
+                total = body["base_value"] + sum(r["contribution"] for r in body["reasons"])
+                if p != offline[version][row] or abs(total - math.log(p / (1 - p))) > 1e-9:
+                    failures.append(f"row {row} of {version}: P {p}, base + contributions {total}")
+
+    with live_server(real_bundle, tmp_path, python=real_env_python, id_field="customerID") as server:
+        threads = [threading.Thread(target=explain_in_a_loop, args=(server, i * 7)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        try:
+            for version in (*VERSIONS, *VERSIONS):
+                activated = server.client.post(f"/admin/models/{version}/activate")
+                assert activated.status_code == 200, activated.text
+                seen = len(answered)
+                while len(answered) < seen + 5 and not failures:
+                    stop.wait(0.05)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=120)
+    assert not failures, failures[:3]
+    assert set(answered) == set(VERSIONS)
