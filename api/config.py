@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         "(default: the manifest's threshold, else the model's own predict, 0.5 for a Booster).",
     )
     max_batch_size: int = Field(1000, ge=1, description="Most records one request may carry.")
+    explain_max_rows: int = Field(
+        100,
+        ge=1,
+        description="Most records one POST /predict?explain=N may ask reasons for (beyond: 413); "
+        "attribution costs far more per row than a prediction.",
+    )
     id_field: str | None = Field(
         None, description="Input field echoed back as `id` in each prediction (e.g. customerID)."
     )

@@ -186,6 +186,33 @@ class ExplanationUnavailableError(ServiceError):
     title = "Explanation unavailable"
 
 
+class InvalidExplainError(InvalidInputError):
+    """The ``explain`` query parameter is not a whole number of reasons >= 1."""
+
+    code = "invalid_explain"
+
+    def __init__(self, sent: str) -> None:
+        super().__init__(
+            f"query parameter 'explain' must be a whole number >= 1 (reasons per row), got {sent!r}",
+            details=[{"loc": ["query", "explain"], "field": "explain", "msg": "expected an integer >= 1",
+                      "type": "invalid_explain"}],
+        )
+
+
+class TooManyRowsToExplainError(PayloadTooLargeError):
+    """More rows than EXPLAIN_MAX_ROWS asked for reasons in one request."""
+
+    code = "too_many_rows_to_explain"
+
+    def __init__(self, rows: int, limit: int) -> None:
+        super().__init__(
+            f"explain is limited to {limit} rows per request (EXPLAIN_MAX_ROWS); this request has {rows}: "
+            "send fewer rows with explain, or none",
+            details=[{"loc": ["query", "explain"], "field": "explain", "msg": f"at most {limit} rows",
+                      "type": "too_many_rows"}],
+        )
+
+
 # --- who is calling --------------------------------------------------------------------------
 
 

@@ -44,6 +44,27 @@ def load_table(measurements: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def explain_table(measurements: list[dict[str, Any]]) -> str:
+    """This service with ?explain=3 against the same rows without it, in the same run."""
+    rate = {(m["bundle"], m["server"], m["scenario"]): m for m in measurements}
+    lines = [
+        "| bundle | scenario | req/s plain | req/s explain=3 | × plain | explain cost ms / row |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for m in measurements:
+        plain_name, _, query = m["scenario"].rpartition(", explain=")
+        plain = rate.get((m["bundle"], SERVICE, plain_name)) if query and m["server"] == SERVICE else None
+        if plain is None or not m["requests_per_s"] or not plain["requests_per_s"]:
+            continue
+        # Added latency per row, from the medians: what a caller waits longer per explained row.
+        extra = ((m["p50_ms"] or 0) - (plain["p50_ms"] or 0)) / m["rows"]
+        lines.append(
+            f"| {m['bundle']} | {plain_name} | {_num(plain['requests_per_s'], 1)} | {_num(m['requests_per_s'], 1)} "
+            f"| {_ratio(m['requests_per_s'], plain['requests_per_s'])} | {extra:,.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def servers_table(servers: list[dict[str, Any]]) -> str:
     lines = [
         "| bundle | server | start → ready s | RSS after run MiB | same P(positive) as the service | notes |",
@@ -76,6 +97,9 @@ def render(results: dict[str, Any]) -> str:
         f"whole run {results['elapsed_seconds']:.0f} s.",
         "",
         load_table(results["measurements"]),
+        "",
+        "## Reason codes (this service, same run)",
+        explain_table(results["measurements"]),
         "",
         "## Servers",
         servers_table(results["servers"]),

@@ -48,6 +48,7 @@ class Scenario:
     name: str
     rows: int
     connections: int
+    query: str = ""  # appended to the path (the service's own options)
 
 
 SCENARIOS = (
@@ -58,6 +59,9 @@ SCENARIOS = (
 )
 # The same service over the Open Inference Protocol (POST /v2/models/{name}/infer), right after /predict.
 V2_SCENARIOS = (SCENARIOS[0], SCENARIOS[2], SCENARIOS[3])
+# Reason codes (POST /predict?explain=3), this service only, beside the plain "1 row, c1" above. The
+# per-row cost of a batch is in the floors (explaining 100 rows of the real model takes seconds).
+EXPLAIN_SCENARIOS = (Scenario("1 row, c1, explain=3", 1, 1, "?explain=3"),)
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,8 @@ class Bench:
             assert reference is not None
             path, bodies = self._bodies(bundle, spec.name, reference)
             record["answers"] = self._check(bundle, spec, path, headers, reference)
-            self._load(bundle, spec, spec.name, path, bodies, SCENARIOS, headers)
+            own = SCENARIOS + (EXPLAIN_SCENARIOS if spec.name == SERVICE else ())
+            self._load(bundle, spec, spec.name, path, bodies, own, headers)
             if spec.name == SERVICE:
                 v2 = {"bundle": bundle.name, "server": SERVICE_V2, "note": "the same process, after /predict"}
                 self.servers.append(v2)
@@ -192,7 +197,7 @@ class Bench:
     ) -> None:
         """Every scenario against one endpoint, each after a warm-up; measurements recorded under ``kind``."""
         for scenario in scenarios:
-            url = spec.base_url + path
+            url = spec.base_url + path + scenario.query
             body = bodies[scenario.rows]
             if self.warmup > 0:
                 run_wrk(url, body, headers, scenario.connections, self.warmup, cpu=WRK_CPU)

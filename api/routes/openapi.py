@@ -64,6 +64,32 @@ def _model_components(model: LoadedModel | None, max_batch: int) -> dict[str, An
             "prediction_id": {"type": "string", "description": "Send back with the true label to POST /feedback"},
             "id": {"description": "The ID_FIELD value of the record, when configured"},
             "warnings": {"type": "array", "items": {"type": "string"}},
+            "reasons": {
+                "type": "array",
+                "description": "With ?explain=N: the N input columns that moved the raw score most, largest first",
+                "items": {"$ref": "#/components/schemas/Reason"},
+            },
+            "base_value": {
+                "type": "number",
+                "description": "With ?explain=N: the raw score before any column's contribution "
+                "(base_value + every column's contribution = the raw score)",
+            },
+            "explained_class": {
+                "type": "string",
+                "description": "With ?explain=N, multiclass models: the class whose raw score the reasons explain",
+            },
+        },
+    }
+    reason = {
+        "type": "object",
+        "required": ["feature", "value", "contribution"],
+        "properties": {
+            "feature": {"type": "string", "description": "An original input column"},
+            "value": {"description": "The value the request sent for it"},
+            "contribution": {
+                "type": "number",
+                "description": "Signed share of the raw score: the sum over the column's encoded columns",
+            },
         },
     }
     return {
@@ -71,6 +97,7 @@ def _model_components(model: LoadedModel | None, max_batch: int) -> dict[str, An
         "Batch": batch,
         "PredictRequest": {"oneOf": [{"$ref": "#/components/schemas/Record"}, {"$ref": "#/components/schemas/Batch"}]},
         "PredictionRow": row,
+        "Reason": reason,
         "PredictResponse": {
             "oneOf": [
                 {
