@@ -18,7 +18,7 @@ import numpy as np
 
 from api.errors import ExplanationUnavailableError, InvalidExplainError
 from api.model.attribution import ColumnLayout, UnmappableLayout, column_layout
-from api.model.kinds import Contributions
+from api.model.kinds import CannotExplain, Contributions
 from api.model.loaded import LoadedModel
 from api.model.predictor import Predictor
 
@@ -66,15 +66,10 @@ def requested_reasons(sent: object) -> int:
     return sent
 
 
-def layout_for(predictor: Predictor, frame_order: Sequence[str], features: Any) -> ColumnLayout | str:
-    """At load, on the smoke row's encoded ``features``: the column layout, or why this model cannot explain."""
-    try:
-        predictor.explain(features)
-    except ExplanationUnavailableError as exc:
-        return exc.message
-    except Exception as exc:  # noqa: BLE001 - an optional feature never keeps a model from serving
-        return f"the model's attribution call failed on the smoke row ({type(exc).__name__})"
-    width = getattr(features, "shape", (0, 0))[1]
+def layout_for(predictor: Predictor, frame_order: Sequence[str], width: int) -> ColumnLayout | str:
+    """At load: the column layout of the ``width`` encoded features, or why this model cannot explain itself."""
+    if isinstance(predictor.explain, CannotExplain):
+        return predictor.explain.message
     try:
         return column_layout(predictor.preprocessor, frame_order, width)
     except UnmappableLayout as exc:
