@@ -22,6 +22,8 @@ from api.model.kinds import CannotExplain, Contributions
 from api.model.loaded import LoadedModel
 from api.model.predictor import Predictor
 
+MAX_DIGITS = 9  # a longer count is simply "all columns" (and int() of a huge text is refused by Python)
+
 
 @dataclass(frozen=True, slots=True)
 class Reason:
@@ -59,8 +61,10 @@ def requested_reasons(sent: object) -> int:
 
     More than the model has columns is not an error: every column is returned.
     """
-    if isinstance(sent, str) and sent.strip().isdigit():
-        sent = int(sent.strip())
+    if isinstance(sent, str):
+        text = sent.strip()
+        if text.isascii() and text.isdigit():  # not "²" or "٣", which str.isdigit also accepts
+            sent = int(text) if len(text) <= MAX_DIGITS else 10**MAX_DIGITS  # more than any model has columns
     if isinstance(sent, bool) or not isinstance(sent, int) or sent < 1:
         raise InvalidExplainError(str(sent))
     return sent
