@@ -18,9 +18,11 @@ import numpy as np
 
 from api.errors import ExplanationUnavailableError, InvalidExplainError
 from api.model.attribution import ColumnLayout, UnmappableLayout, column_layout
-from api.model.kinds import Contributions
+from api.model.kinds import CannotExplain, Contributions
 from api.model.loaded import LoadedModel
 from api.model.predictor import Predictor
+
+MAX_DIGITS = 9  # a longer count is simply "all columns" (and int() of a huge text is refused by Python)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +61,19 @@ def requested_reasons(sent: object) -> int:
 
     More than the model has columns is not an error: every column is returned.
     """
-    if isinstance(sent, str) and sent.strip().isdigit():
-        sent = int(sent.strip())
+    if isinstance(sent, str):
+        text = sent.strip()
+        if text.isascii() and text.isdigit():  # not "²" or "٣", which str.isdigit also accepts
+            sent = int(text) if len(text) <= MAX_DIGITS else 10**MAX_DIGITS  # more than any model has columns
     if isinstance(sent, bool) or not isinstance(sent, int) or sent < 1:
         raise InvalidExplainError(str(sent))
     return sent
 
 
-def layout_for(predictor: Predictor, frame_order: Sequence[str], features: Any) -> ColumnLayout | str:
-    """At load, on the smoke row's encoded ``features``: the column layout, or why this model cannot explain."""
-    try:
-        predictor.explain(features)
-    except ExplanationUnavailableError as exc:
-        return exc.message
-    except Exception as exc:  # noqa: BLE001 - an optional feature never keeps a model from serving
-        return f"the model's attribution call failed on the smoke row ({type(exc).__name__})"
-    width = getattr(features, "shape", (0, 0))[1]
+def layout_for(predictor: Predictor, frame_order: Sequence[str], width: int) -> ColumnLayout | str:
+    """At load: the column layout of the ``width`` encoded features, or why this model cannot explain itself."""
+    if isinstance(predictor.explain, CannotExplain):
+        return predictor.explain.message
     try:
         return column_layout(predictor.preprocessor, frame_order, width)
     except UnmappableLayout as exc:

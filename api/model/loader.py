@@ -133,7 +133,7 @@ def load_bundle(
         predictor.predict(features, smoke.size)
     except INFERENCE_ERRORS as exc:
         raise ArtifactError(f"smoke test failed: {type(exc).__name__}: {exc}") from exc
-    layout = layout_for(predictor, schema.frame_order, features)
+    layout = layout_for(predictor, schema.frame_order, getattr(features, "shape", (0, 0))[1])
     golden = check_golden(predictor, schema, profile, files.profile, files.version, tolerance=golden_tolerance)
     return LoadedModel(
         files=files,

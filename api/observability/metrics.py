@@ -37,12 +37,13 @@ from prometheus_client.exposition import choose_encoder
 from api.errors import error_codes
 from api.observability.array_histogram import ArrayHistogram
 
-Phase = Literal["validation", "queue_wait", "preprocessing", "prediction"]
+Phase = Literal["validation", "queue_wait", "preprocessing", "prediction", "explanation"]
 LoadTrigger = Literal["startup", "reload", "activate", "rollback", "fleet"]
 LOAD_TRIGGERS: Final[tuple[LoadTrigger, ...]] = ("startup", "reload", "activate", "rollback", "fleet")
 FeedbackOutcome = Literal["accepted", "unknown", "expired", "duplicate"]
 
-PHASES: Final[tuple[Phase, ...]] = ("validation", "queue_wait", "preprocessing", "prediction")
+# "explanation": reason codes (POST /predict?explain=N), observed only for requests that ask for them.
+PHASES: Final[tuple[Phase, ...]] = ("validation", "queue_wait", "preprocessing", "prediction", "explanation")
 OTHER: Final = "other"
 REGRESSION_LABEL: Final = "value"
 # The service's route templates; the router's own template wins when the app exposes one.

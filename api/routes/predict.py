@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -39,7 +40,9 @@ async def _answer(request: Request) -> Response:
     rendered = render(answer, batch=batch)
     if reasons is not None:
         # The model object that answered explains: the same version even if a reload swapped it meanwhile.
+        started = time.perf_counter()
         why = await run_in_threadpool(explain_records, answer.model, records, reasons, answer.output.values)
+        service.metrics.observe_phase("explanation", time.perf_counter() - started)
         add_reasons(rendered, why, batch=batch)
     return Response(orjson.dumps(rendered), media_type="application/json")
 

@@ -208,6 +208,9 @@ def test_histogram_gradient_boosting_refuses(tmp_path: Path) -> None:
     ("sent", "expected"),
     [
         pytest.param("3", 3, id="query-text"),
+        pytest.param("9" * 5000, 10**9, id="huge-means-all-columns"),
+        pytest.param("²", None, id="superscript-digit"),
+        pytest.param("٣", None, id="arabic-indic-digit"),
         pytest.param(5, 5, id="json-int"),
         pytest.param("0", None, id="zero"),
         pytest.param("-1", None, id="negative"),

@@ -14,6 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from tests.model.test_kinds import FEATURES, VERSION, _frame, _json_rows, _onehot_pre
 from tests.support.live_server import LiveServer, live_server
 
+EXPLANATION_COUNT = 'modelo_inference_phase_seconds_count{phase="explanation"}'
+
 
 def _example(server: LiveServer) -> dict[str, Any]:
     example: dict[str, Any] = server.client.get("/model").json()["input_schema"]["example"]
@@ -35,6 +37,10 @@ def test_reasons_beside_the_same_probabilities(default_server: LiveServer) -> No
     p = plain["probabilities"]["1"]
     total = every["base_value"] + sum(r["contribution"] for r in every["reasons"])
     assert total == pytest.approx(math.log(p / (1 - p)), abs=1e-9)
+    # Its own phase in the inference histogram (observed only for requests that ask).
+    metrics = default_server.client.get("/metrics").text
+    counted = [line for line in metrics.splitlines() if line.startswith(EXPLANATION_COUNT)]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 2, counted
 
 
 def test_every_row_of_a_batch_is_explained(default_server: LiveServer) -> None:

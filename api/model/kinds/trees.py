@@ -7,12 +7,14 @@ is a weighted sum of its trees (a forest averages probabilities; gradient boosti
 ``learning_rate`` × each tree to its initial raw score), so the same weights make the attribution
 of the ensemble exact for its raw score (the forest's probability, the boosting's logit).
 
-Per tree, the moves are laid out once at bind as a sparse (nodes × features) table per output; a
-batch's attribution is then ``decision_path(X) @ table``: one sparse product, no Python per row.
+Per tree, the moves are laid out once (on the first explained request) as a sparse (nodes × features)
+table per output; a batch's attribution is then ``decision_path(X) @ table``: one sparse product, no
+Python per row.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -85,9 +87,11 @@ def _stacked(trees: list[Any], value_of: Any, weight: float, features: int) -> t
 
 def _weighted(model: Any, trees: list[Any], weight: float, value_of: Any) -> Explain:
     features = int(model.n_features_in_)
-    tables, roots = _stacked(trees, value_of, weight, features)
+    # Built on the first explained request, not at load: a model never asked why costs nothing more.
+    prepared = cache(lambda: _stacked(trees, value_of, weight, features))
 
     def explain(X: Any) -> Contributions:
+        tables, roots = prepared()
         paths = model.decision_path(X)
         paths = paths[0] if isinstance(paths, tuple) else paths  # a forest also returns its node offsets
         return _contributions(paths, tables, np.tile(roots, (paths.shape[0], 1)))
@@ -100,14 +104,17 @@ def _boosted(model: Any) -> Explain:
     stages = model.estimators_  # (n_estimators, outputs) of DecisionTreeRegressor
     rate = float(model.learning_rate)
     outputs = stages.shape[1]
-    per_output = [
-        _stacked(list(stages[:, k]), lambda t: t.tree_.value[:, 0, :1].astype(np.float64), rate, features)
-        for k in range(outputs)
-    ]
-    tables = [tables[0] for tables, _ in per_output]
-    roots = np.asarray([root[0] for _, root in per_output])
+
+    @cache
+    def prepared() -> tuple[list[Any], np.ndarray]:
+        per_output = [
+            _stacked(list(stages[:, k]), lambda t: t.tree_.value[:, 0, :1].astype(np.float64), rate, features)
+            for k in range(outputs)
+        ]
+        return [tables[0] for tables, _ in per_output], np.asarray([root[0] for _, root in per_output])
 
     def explain(X: Any) -> Contributions:
+        tables, roots = prepared()
         # As the ensemble predicts: float32 CSR or C-ordered rows, checked once rather than once per tree.
         rows = X.astype(np.float32).tocsr() if scipy.sparse.issparse(X) else np.ascontiguousarray(X, dtype=np.float32)
         initial = np.asarray(model._raw_predict_init(rows), dtype=np.float64).reshape(rows.shape[0], outputs)
