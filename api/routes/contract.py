@@ -38,7 +38,10 @@ def field_schema(column: ColumnSpec) -> dict[str, Any]:
         if column.value_type == "integer":
             schema.update(minimum=SAFE_INTEGERS.start, maximum=SAFE_INTEGERS.stop - 1)
         shown = [_plain(c) for c in column.categories if not (isinstance(c, float) and math.isnan(c))]
-        if column.unknown_policy == "error":
+        if len(shown) > _SHOWN_CATEGORIES:
+            # Identifier-like: listing its categories would publish training rows (customer ids).
+            schema["description"] = f"{len(column.categories)} fitted categories (not listed)"
+        elif column.unknown_policy == "error":
             schema["enum"] = shown
             schema["description"] = "one of the fitted categories"
         else:
