@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (model.router, monitoring.router, admin.router, health.router, v2.router):
         app.include_router(router)
     app.add_api_route("/metrics", monitoring.metrics_endpoint, methods=["GET"], include_in_schema=False)
-    install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings.max_batch_size)
+    install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings)
     # Built once every route and handler is registered (Starlette would build it on the first request).
     app.middleware_stack = request_stack(
         app.build_middleware_stack(),

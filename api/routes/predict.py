@@ -113,6 +113,8 @@ route = Route(PATH, endpoint=_Endpoint(), methods=["POST"], name="predict")
 OPERATION: dict[str, Any] = {
     "tags": ["predict"],
     "summary": 'Predict one record, or a batch as {"instances": [...]}',
+    "description": "The body is strict JSON (`Content-Type: application/json`, each key once). Each field "
+    'takes exactly its JSON type: an integer column refuses `true` and `"1"`, a string column refuses numbers.',
     "operationId": "predict",
     "security": [{"ApiKey": []}, {"Bearer": []}],
     "parameters": [
@@ -139,15 +141,8 @@ OPERATION: dict[str, Any] = {
     },
     "responses": {
         "200": {
-            "description": "Predictions in request order",
+            "description": "Predictions in request order: one object for one record, `predictions` for a batch",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}},
         },
-        "400": {"description": "Malformed JSON, or explain asked of a model that cannot explain itself"},
-        "401": {"description": "Missing or invalid credentials"},
-        "403": {"description": "Credentials lack the predict scope"},
-        "413": {"description": "Body or batch too large, or more rows than EXPLAIN_MAX_ROWS with explain"},
-        "415": {"description": "Not application/json"},
-        "422": {"description": "A field is missing or has the wrong type or value, or explain is not an integer >= 1"},
-        "503": {"description": "No model loaded, or overloaded"},
     },
 }
