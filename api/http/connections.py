@@ -140,11 +140,11 @@ class ConnectionGuard:
         limits = self.limits
         if self.open > limits.fd_ceiling:
             return self.refused("fd_limit", host)
-        if self.served >= limits.max_connections:
-            return self.refused("process_cap", host)
         count = self.per_client.get(host, 0)
         if count >= limits.max_per_client and not is_trusted(host, limits.trusted):
             return self.refused("client_cap", host)
+        if self.served >= limits.max_connections:
+            return self.refused("process_cap", host)
         self.per_client[host] = count + 1
         self.served += 1
         return None

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Final, cast
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from api.errors import ClientTimeoutError, ServiceError, TooManyConnectionsError, render_error
+from api.errors import ClientTimeoutError, MalformedRequestError, ServiceError, TooManyConnectionsError, render_error
 from api.http.connections import CLOSE_GRACE_SECONDS, REFUSED_HEADER_SECONDS, ConnectionGuard
 from api.http.headers import response_headers
 from api.http.respond import send_error
@@ -156,6 +156,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def resume_writing(self) -> None:
         self._write_paused_since = None
         super().resume_writing()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers what its parser refuses in plain text: answer with the service's error body.
+        self._phase = CLOSING
+        self._answer_now(MalformedRequestError("the request is not valid HTTP/1.1"))
+        self.transport.close()
 
     # --- deadlines (called by the guard's sweep) --------------------------------------------
     def check_deadline(self, now: float) -> None:
