@@ -71,7 +71,7 @@ class DrainingServer(uvicorn.Server):
             now = asyncio.get_running_loop().time()
             if now >= self._next_sweep:  # uvicorn ticks every 0.1 s
                 self._next_sweep = now + SWEEP_SECONDS
-                self.guard.sweep(now)
+                self.guard.sweep(now, self.server_state.connections)
         return await super().on_tick(counter)
 
 
@@ -88,6 +88,9 @@ def serve(app: FastAPI, settings: Settings) -> None:
         log_config=None,  # configured by create_app, once
         http=protocol_for(guard, PROBE_PATHS),
         ws="none",  # no websocket routes: an Upgrade is an ordinary request
+        # Connections the kernel completes while the loop is busy wait here; past it, new SYNs (a
+        # probe's too) are dropped and retried after 1 s, 3 s. The kernel caps it at net.core.somaxconn.
+        backlog=4096,
         loop="uvloop",
         timeout_keep_alive=settings.keepalive_timeout_seconds,
         forwarded_allow_ips=settings.forwarded_allow_ips,

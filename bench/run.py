@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import payloads
+from bench import connections, payloads
 from bench.loadgen import cpu_prefix, run_wrk, wrk_available
 from bench.mlserver_setup import MODEL_NAME, prepare
 from bench.report import BASELINE, MLSERVER, SERVICE, render
@@ -114,6 +114,7 @@ class Bench:
         self.measurements: list[dict[str, Any]] = []
         self.servers: list[dict[str, Any]] = []
         self.floors: dict[str, list[dict[str, Any]]] = {}
+        self.guard: list[dict[str, Any]] = []
         self.warnings: list[str] = []
 
     def warn(self, message: str) -> None:
@@ -275,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         bundles, skipped = _bundles(args.only, work)
         for bundle in bundles:
             reference = bench.run_server(bundle, bench.service_spec(bundle), None)
+            if bundle.name == "default":
+                print("\n== default / connection guard: with and without, interleaved", flush=True)
+                body = work / "default-service-1.json"
+                bench.guard = connections.measure(
+                    bundle.directory, body, bench.api_key, seconds, work, root=ROOT, cpus=(SERVER_CPU, WRK_CPU)
+                )
             bench.run_server(bundle, bench.baseline_spec(bundle), reference)
             if with_mlserver:
                 try:
@@ -303,9 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         "measurements": bench.measurements,
         "servers": bench.servers,
         "floors": bench.floors,
+        "connection_guard": bench.guard,
         "warnings": bench.warnings,
     }
     report = render(results)
+    if bench.guard:
+        report += "\n## Connection guard cost (same app, same run)\n" + connections.table(bench.guard) + "\n"
     print("\n" + report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(report)

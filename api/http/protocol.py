@@ -20,12 +20,21 @@ by the guard's sweep, not by timers.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, ClassVar, Final, cast
 
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from api.errors import ClientTimeoutError, MalformedRequestError, ServiceError, TooManyConnectionsError, render_error
+from api.errors import (
+    PROBLEM_JSON,
+    ClientTimeoutError,
+    MalformedRequestError,
+    ServiceError,
+    TooManyConnectionsError,
+    render_error,
+    wants_problem_json,
+)
 from api.http.connections import CLOSE_GRACE_SECONDS, REFUSED_HEADER_SECONDS, ConnectionGuard
 from api.http.headers import response_headers
 from api.http.respond import send_error
@@ -38,20 +47,34 @@ BODY: Final = 2  # headers in, body still arriving
 CLOSING: Final = 3  # timed out: the answer is on its way, then the connection closes
 
 
+DISCONNECT: Final = {"type": "http.disconnect"}
+
+
 class TimedReceive:
-    """The app's ``receive``, raising ``ClientTimeoutError`` once the body deadline has passed."""
+    """The app's ``receive``, raising ``ClientTimeoutError`` once the body deadline has passed.
+
+    It and uvicorn's request cycle refer to each other: :meth:`release` breaks the loop once the
+    response is complete, so both are freed by reference counting, not left to the garbage
+    collector (which costs more than everything else this module adds).
+    """
 
     __slots__ = ("inner", "timed_out")
 
     def __init__(self, inner: Receive) -> None:
-        self.inner = inner
+        self.inner: Receive | None = inner
         self.timed_out: ClientTimeoutError | None = None
 
     async def __call__(self) -> Message:
-        message = await self.inner()
+        inner = self.inner
+        if inner is None:
+            return dict(DISCONNECT)  # the response is complete: what uvicorn's receive answers then
+        message = await inner()
         if self.timed_out is not None and message["type"] == "http.request":
             raise self.timed_out
         return message
+
+    def release(self) -> None:
+        self.inner = None
 
 
 class Refusal:
@@ -100,7 +123,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._served = False
         self._registered = False
         self._partial = False  # some bytes of the current request have arrived
-        self._receive: TimedReceive | None = None
+        self._receive: TimedReceive | None = None  # the one of the request whose body is arriving
+        self._receives: deque[TimedReceive] = deque()  # requests not yet answered, oldest first
         self._write_paused_since: float | None = None
 
     # --- connection -------------------------------------------------------------------------
@@ -108,7 +132,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._host = self.client[0] if self.client else ""
         self._since = self.loop.time()
-        refusal = self.guard.admit(self, self._host)
+        refusal = self.guard.admit(self._host)
         self._registered = True
         if refusal is None:
             self._served = True
@@ -121,8 +145,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._registered:
             self._registered = False
-            self.guard.release(self, self._host, self._served)
+            self.guard.release(self._host, self._served)
         super().connection_lost(exc)
+        for receive in self._receives:
+            receive.release()
+        self._receives.clear()
+        self._receive = None
+
+    def on_response_complete(self) -> None:
+        # Responses complete in request order (uvicorn starts a pipelined request after the one before).
+        if self._receives:
+            self._receives.popleft().release()
+        super().on_response_complete()
 
     def data_received(self, data: bytes) -> None:
         if self._phase == IDLE:
@@ -139,6 +173,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             receive = TimedReceive(cast(Receive, cycle.receive))
             cycle.receive = receive  # type: ignore[method-assign,assignment]
             self._receive = receive
+            self._receives.append(receive)
             if not self._served:
                 cycle.keep_alive = False
         self._phase = BODY
@@ -164,10 +199,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     # --- deadlines (called by the guard's sweep) --------------------------------------------
-    def check_deadline(self, now: float) -> None:
+    def check_deadline(self, now: float) -> bool:
+        """End the connection (or its request) if it is past its deadline; True when it did."""
         phase = self._phase
-        if self.transport is None or self.transport.is_closing():
-            return
+        if self.transport.is_closing():
+            return False
         if phase == HEADERS and now - self._since > self._header_limit:
             self._header_timeout()
         elif phase == BODY and now - self._since > self.guard.limits.body_timeout:
@@ -178,6 +214,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # The client does not read its answer: the app waits on the socket's buffer for ever.
             self.guard.cut("send_timeout", self._host)
             self.transport.abort()
+        else:
+            return False
+        return True
 
     def _header_timeout(self) -> None:
         self.guard.cut("header_timeout", self._host)
@@ -202,16 +241,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _answer_now(self, error: ServiceError) -> None:
         """Write ``error`` straight to the socket (no app is involved yet) and count it."""
         accept = next((v for k, v in (self.headers or ()) if k == b"accept"), None)
-        rendered = render_error(error, accept=accept)
-        headers = [
-            *self.server_state.default_headers,
-            *rendered.headers,
-            *response_headers("api", tls=self.scheme == "https"),
-            (b"connection", b"close"),
-        ]
-        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-        self.transport.write(STATUS_LINE[rendered.status] + head + b"\r\n" + rendered.body)
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)
+        self.transport.write(head.join(_rendered(error, wants_problem_json(accept), self.scheme == "https")))
         self.guard.metrics.observe_error(error.code)
+
+
+# A handful of distinct answers (408 headers/body, 400), written thousands of times under attack.
+_RENDERED: dict[tuple[str, str, bool, bool], tuple[bytes, bytes]] = {}
+
+
+def _rendered(error: ServiceError, problem: bool, tls: bool) -> tuple[bytes, bytes]:
+    """The status line, and the rest after the server's default headers (Date, Server) of an answer."""
+    key = (error.code, error.message, problem, tls)
+    cached = _RENDERED.get(key)
+    if cached is None:
+        rendered = render_error(error, accept=PROBLEM_JSON if problem else None)
+        headers = [*rendered.headers, *response_headers("api", tls=tls), (b"connection", b"close")]
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        cached = _RENDERED[key] = (STATUS_LINE[rendered.status], head + b"\r\n" + rendered.body)
+    return cached
 
 
 def protocol_for(guard: ConnectionGuard, probe_paths: frozenset[str]) -> type[GuardedHttpToolsProtocol]:

@@ -127,10 +127,8 @@ class ServiceMetrics:
             ("reason",),
             registry=r,
         )
-        for reason in CONNECTION_REFUSALS:
-            self.connections_refused.labels(reason)
-        for reason in CONNECTION_CUTS:
-            self.connections_cut.labels(reason)
+        self._refused_children = {reason: self.connections_refused.labels(reason) for reason in CONNECTION_REFUSALS}
+        self._cut_children = {reason: self.connections_cut.labels(reason) for reason in CONNECTION_CUTS}
         # (route, method, status) -> children: labels() costs more than the observation itself.
         self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -292,11 +290,11 @@ class ServiceMetrics:
 
     def connection_refused(self, reason: str) -> None:
         """Count a connection over a cap (one of CONNECTION_REFUSALS)."""
-        self.connections_refused.labels(reason).inc()
+        self._refused_children[reason].inc()
 
     def connection_cut(self, reason: str) -> None:
         """Count a connection cut for slowness (one of CONNECTION_CUTS)."""
-        self.connections_cut.labels(reason).inc()
+        self._cut_children[reason].inc()
 
     def observe_error(self, code: str) -> None:
         """Count an error answered with this ``ServiceError.code``."""
