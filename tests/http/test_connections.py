@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.http.connections import REFUSED_HEADER_SECONDS
 from tests.support.live_server import ROOT, LiveServer, live_server
 
 HEADER_TIMEOUT = 2.0
@@ -203,13 +204,36 @@ def test_a_trusted_proxy_address_is_not_held_to_the_per_client_cap(server: LiveS
 
 
 # --- the attack -----------------------------------------------------------------------------
+# A longer header timeout than above: each connection still lives seconds, and the server's work
+# (accepting, cutting, the attacker reconnecting) stays within a loaded 2-core machine's means.
+ATTACK_HEADER_TIMEOUT = 4.0
+
+
+@pytest.fixture(scope="module")
+def attacked(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(
+        default_bundle,
+        tmp_path_factory.mktemp("attacked"),
+        header_timeout_seconds=str(ATTACK_HEADER_TIMEOUT),
+        max_connections=str(MAX_CONNECTIONS),
+        max_connections_per_client=str(PER_CLIENT),
+        log_format="json",
+        shutdown_drain_seconds="0",
+    ) as live:
+        yield live
+
+
 def attackers(server: LiveServer, seconds: float, per_process: int) -> list[subprocess.Popen[bytes]]:
     """Two processes: one crowding a few addresses (per-client cap), one spread over many (process cap)."""
     crowd = [f"127.0.1.{i}:{per_process // 10}" for i in range(1, 11)]
     spread = [f"127.0.2.{i}:{per_process // 200}" for i in range(1, 201)]
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.support.slowloris", str(port_of(server)), str(seconds), *sources],
+            [
+                *(sys.executable, "-m", "tests.support.slowloris"),
+                *(f"{port_of(server)}", f"{seconds}", "--trickle=2"),
+                *sources,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
         )
@@ -218,12 +242,13 @@ def attackers(server: LiveServer, seconds: float, per_process: int) -> list[subp
 
 
 @pytest.mark.slow
-def test_slowloris_from_thousands_of_connections_leaves_health_answering_within_1s(server: LiveServer) -> None:
+def test_slowloris_from_thousands_of_connections_leaves_health_answering_within_1s(attacked: LiveServer) -> None:
+    server = attacked
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     per_process = min(1500, (hard - 200) // 10 * 10)
     if per_process < 1000:
         pytest.skip(f"the hard file-descriptor limit ({hard}) leaves too few for an attack of thousands")
-    attack_seconds = 12.0
+    attack_seconds = 14.0
     cuts_before = metric(server, "modelo_connections_cut_total", reason="header_timeout")
     errors_before = metric(server, "modelo_errors_total", code="too_many_connections")
     procs = attackers(server, attack_seconds, per_process)
@@ -260,12 +285,21 @@ def test_slowloris_from_thousands_of_connections_leaves_health_answering_within_
         reports.append(json.loads(out))
     opened = sum(r["opened"] for r in reports)
     most_open = sum(r["most_open"] for r in reports)
-    summary = {"latency_max": max(latencies), "probes": len(latencies), "refusals": refusals, "attack": reports}
+    summary: dict[str, object] = {
+        "latency_max": max(latencies),
+        "at": latencies.index(max(latencies)),
+        "probes": len(latencies),
+        "refusals": refusals,
+        "attack": reports,
+    }
 
     assert most_open >= 2000, summary  # thousands held at once
     assert max(latencies) < 1.0, summary
-    # Every attacking connection the server ended lived at least the header timeout.
-    assert all(r["lifetime_min"] is None or r["lifetime_min"] >= HEADER_TIMEOUT - 0.1 for r in reports), summary
+    # The server ended the attacking connections at their header deadline, not before: HEADER_TIMEOUT_SECONDS
+    # for served ones, REFUSED_HEADER_SECONDS for those over a cap. (The median: an attacker starved of CPU
+    # notices a new connection late, and so undercounts the odd lifetime.)
+    shortest = min(REFUSED_HEADER_SECONDS, ATTACK_HEADER_TIMEOUT)
+    assert all(shortest - 0.1 <= r["lifetime_median"] <= ATTACK_HEADER_TIMEOUT + SLACK for r in reports), summary
     assert opened > most_open, summary  # cut, then reopened
     assert metric(server, "modelo_connections_cut_total", reason="header_timeout") - cuts_before >= most_open / 2
     assert refusals.get("client_cap") and refusals.get("process_cap"), summary
@@ -273,7 +307,7 @@ def test_slowloris_from_thousands_of_connections_leaves_health_answering_within_
     # Each 503 counted once in the error metric (the attackers never finish a request: none are theirs).
     assert metric(server, "modelo_errors_total", code="too_many_connections") - errors_before == answered_503
     # The attack is over: its addresses are served again, and the server logged what happened.
-    time.sleep(HEADER_TIMEOUT + 1)
+    time.sleep(ATTACK_HEADER_TIMEOUT + 1)
     sock = connect(server, "127.0.1.1")
     sock.sendall(request(server, "/model"))
     assert read_all(sock).startswith(b"HTTP/1.1 200")
