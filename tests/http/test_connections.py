@@ -166,6 +166,16 @@ def test_an_idle_keep_alive_connection_is_closed_and_a_trickled_second_request_i
     assert HEADER_TIMEOUT - 0.1 <= time.monotonic() - started <= HEADER_TIMEOUT + SLACK + 0.5
 
 
+def test_bytes_that_are_not_http_get_the_services_json_400(server: LiveServer) -> None:
+    errors_before = metric(server, "modelo_errors_total", code="malformed_request")
+    sock = connect(server, "127.0.0.25")
+    sock.sendall(b"\x16\x03\x01\x02\x00 not http at all\r\n\r\n")
+    status, body, head = status_and_body(read_all(sock))
+    assert status == 400 and body["error"]["code"] == "malformed_request"  # type: ignore[index]
+    assert b"application/json" in head and b"connection: close" in head
+    assert metric(server, "modelo_errors_total", code="malformed_request") == errors_before + 1
+
+
 # --- caps -----------------------------------------------------------------------------------
 def test_over_the_per_client_cap_a_request_is_503_but_probes_and_other_clients_get_through(
     server: LiveServer,
