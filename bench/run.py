@@ -115,6 +115,7 @@ class Bench:
         self.servers: list[dict[str, Any]] = []
         self.floors: dict[str, list[dict[str, Any]]] = {}
         self.guard: list[dict[str, Any]] = []
+        self.guard_floor: list[dict[str, Any]] = []
         self.warnings: list[str] = []
 
     def warn(self, message: str) -> None:
@@ -282,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.guard = connections.measure(
                     bundle.directory, body, bench.api_key, seconds, work, root=ROOT, cpus=(SERVER_CPU, WRK_CPU)
                 )
+                bench.guard_floor = connections.protocol_floor(rounds=3 if seconds < 5 else 9)
             bench.run_server(bundle, bench.baseline_spec(bundle), reference)
             if with_mlserver:
                 try:
@@ -311,11 +313,13 @@ def main(argv: list[str] | None = None) -> int:
         "servers": bench.servers,
         "floors": bench.floors,
         "connection_guard": bench.guard,
+        "connection_guard_floor": bench.guard_floor,
         "warnings": bench.warnings,
     }
     report = render(results)
     if bench.guard:
         report += "\n## Connection guard cost (same app, same run)\n" + connections.table(bench.guard) + "\n"
+        report += "\n" + connections.floor_table(bench.guard_floor) + "\n"
     print("\n" + report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(report)
