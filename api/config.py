@@ -112,6 +112,41 @@ class Settings(BaseSettings):
         description="After the drain, longest wait for requests in flight to finish before they are cancelled.",
     )
 
+    # --- connections (bounded before a request reaches the app; see SECURITY.md) ----------
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send a request's line and headers, from its first byte (or from "
+        "connecting); then the connection is cut (408 if part of a request had arrived).",
+    )
+    body_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Longest a client may take to send a request's body once its headers are in (408, connection "
+        "closed). Keep it below REQUEST_TIMEOUT_SECONDS so a trickled body is the client's 408, not a 504.",
+    )
+    keepalive_timeout_seconds: int = Field(
+        5, ge=1, description="How long (whole seconds) an idle keep-alive connection is kept open between requests."
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="Open connections served per process; beyond it a request gets 503 too_many_connections "
+        "(/health and /ready still answer). Lowered to fit the file-descriptor limit.",
+    )
+    max_connections_per_client: int = Field(
+        64,
+        ge=1,
+        description="Open connections served per client address; beyond it 503 too_many_connections. Addresses "
+        "in FORWARDED_ALLOW_IPS (your proxies) are exempt.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses/networks of your proxies or load balancers, or `*`: uvicorn takes "
+        "the client address and scheme from their X-Forwarded-For/-Proto headers, and their connections are "
+        "exempt from MAX_CONNECTIONS_PER_CLIENT (they still count towards MAX_CONNECTIONS).",
+    )
+
     # --- request limits -----------------------------------------------------------------
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body (413).")
     request_timeout_seconds: float = Field(

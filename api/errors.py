@@ -287,6 +287,22 @@ class OverloadedError(RetryLaterError):
     title = "Overloaded"
 
 
+class TooManyConnectionsError(RetryLaterError):
+    """This process (MAX_CONNECTIONS) or this client address (MAX_CONNECTIONS_PER_CLIENT) holds too many connections."""
+
+    status_code = 503
+    code = "too_many_connections"
+    title = "Too many connections"
+
+
+class ClientTimeoutError(ServiceError):
+    """The client took longer than HEADER_TIMEOUT_SECONDS / BODY_TIMEOUT_SECONDS to send its request."""
+
+    status_code = 408
+    code = "client_timeout"
+    title = "Request timeout"
+
+
 class RequestTimeoutError(ServiceError):
     """The request took longer than REQUEST_TIMEOUT_SECONDS."""
 

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import payloads
+from bench import connections, payloads
 from bench.loadgen import cpu_prefix, run_wrk, wrk_available
 from bench.mlserver_setup import MODEL_NAME, prepare
 from bench.report import BASELINE, MLSERVER, SERVICE, SERVICE_V2, render
@@ -122,6 +122,8 @@ class Bench:
         self.measurements: list[dict[str, Any]] = []
         self.servers: list[dict[str, Any]] = []
         self.floors: dict[str, list[dict[str, Any]]] = {}
+        self.guard: list[dict[str, Any]] = []
+        self.guard_floor: list[dict[str, Any]] = []
         self.warnings: list[str] = []
 
     def warn(self, message: str) -> None:
@@ -319,6 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         bundles, skipped = _bundles(args.only, work)
         for bundle in bundles:
             reference = bench.run_server(bundle, bench.service_spec(bundle), None)
+            if bundle.name == "default":
+                print("\n== default / connection guard: with and without, interleaved", flush=True)
+                body = work / "default-service-1.json"
+                bench.guard = connections.measure(
+                    bundle.directory, body, bench.api_key, seconds, work, root=ROOT, cpus=(SERVER_CPU, WRK_CPU)
+                )
+                bench.guard_floor = connections.protocol_floor(rounds=3 if seconds < 5 else 9)
             bench.run_server(bundle, bench.baseline_spec(bundle), reference)
             if with_mlserver:
                 try:
@@ -347,9 +356,14 @@ def main(argv: list[str] | None = None) -> int:
         "measurements": bench.measurements,
         "servers": bench.servers,
         "floors": bench.floors,
+        "connection_guard": bench.guard,
+        "connection_guard_floor": bench.guard_floor,
         "warnings": bench.warnings,
     }
     report = render(results)
+    if bench.guard:
+        report += "\n## Connection guard cost (same app, same run)\n" + connections.table(bench.guard) + "\n"
+        report += "\n" + connections.floor_table(bench.guard_floor) + "\n"
     print("\n" + report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(report)
