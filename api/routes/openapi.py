@@ -109,7 +109,10 @@ def _answers() -> dict[str, Any]:
             {
                 "active": maybe_version,
                 "previous": maybe_version,
-                "changing_to": maybe_version,
+                "changing_to": {
+                    "type": ["string", "null"],
+                    "description": "The version being activated, or 'the newest version' during a reload",
+                },
                 "pinned": maybe_version,
                 "versions": {
                     "type": "array",
@@ -231,9 +234,12 @@ def build_document(app: FastAPI, model: LoadedModel | None, settings: Settings) 
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for generated in ("HTTPValidationError", "ValidationError"):
         schemas.pop(generated, None)
-    schemas.update(_components(model, settings))
+    ours = {**_components(model, settings), **copy.deepcopy(v2.COMPONENTS)}
+    clashes = sorted(set(schemas) & set(ours))
+    if clashes:  # a route's pydantic model named like one of ours would silently describe the wrong body
+        raise RuntimeError(f"OpenAPI schema names defined twice: {clashes}")
+    schemas.update(ours)
     document["paths"] = {predict.PATH: {"post": copy.deepcopy(predict.OPERATION)}, **document["paths"]}
-    schemas.update(copy.deepcopy(v2.COMPONENTS))
     for path in (v2.INFER, v2.INFER_VERSION):
         document["paths"][path] = {"post": v2.infer_operation(path)}
     for path, operations in document["paths"].items():

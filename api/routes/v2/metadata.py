@@ -45,37 +45,37 @@ class V2Error(BaseModel):
     error: str
 
 
-class ServerMetadata(BaseModel):
+class V2ServerMetadata(BaseModel):
     name: str
     version: str
     extensions: list[str]
 
 
-class MetadataTensor(BaseModel):
+class V2MetadataTensor(BaseModel):
     name: str
     datatype: str
     shape: list[int]
     parameters: dict[str, Any] | None = None
 
 
-class ModelMetadata(BaseModel):
+class V2ModelMetadata(BaseModel):
     name: str
     versions: list[str]
     platform: str
-    inputs: list[MetadataTensor]
-    outputs: list[MetadataTensor]
+    inputs: list[V2MetadataTensor]
+    outputs: list[V2MetadataTensor]
     parameters: dict[str, Any] | None = None
 
 
-class Live(BaseModel):
+class V2Live(BaseModel):
     live: bool
 
 
-class Ready(BaseModel):
+class V2Ready(BaseModel):
     ready: bool
 
 
-class ModelReady(BaseModel):
+class V2ModelReady(BaseModel):
     name: str
     ready: bool
 
@@ -94,7 +94,7 @@ router = APIRouter(prefix=v2.PREFIX, tags=["v2"])
 _AUTH = (401, 403)
 
 
-@router.get("", summary="V2 server metadata", response_model=ServerMetadata, responses=_errors(*_AUTH))
+@router.get("", summary="V2 server metadata", response_model=V2ServerMetadata, responses=_errors(*_AUTH))
 async def server_metadata(_caller: PredictCaller) -> dict[str, Any]:
     return v2.server_metadata()
 
@@ -104,7 +104,7 @@ async def server_metadata_slash(_caller: PredictCaller) -> dict[str, Any]:
     return v2.server_metadata()
 
 
-@router.get("/health/live", summary="V2 server live (open, like /health)", response_model=Live)
+@router.get("/health/live", summary="V2 server live (open, like /health)", response_model=V2Live)
 async def live() -> dict[str, bool]:
     return {"live": True}
 
@@ -112,7 +112,7 @@ async def live() -> dict[str, bool]:
 @router.get(
     "/health/ready",
     summary="V2 server ready: a model is loaded and the server is not shutting down (open, like /ready)",
-    response_model=Ready,
+    response_model=V2Ready,
     responses=_errors(503),
 )
 async def ready(service: ServiceDep) -> dict[str, bool]:
