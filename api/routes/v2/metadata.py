@@ -121,7 +121,7 @@ async def ready(service: ServiceDep) -> dict[str, bool]:
 
 
 _METADATA: dict[str, Any] = {
-    "response_model": ModelMetadata,
+    "response_model": V2ModelMetadata,
     "response_model_exclude_none": True,
     "responses": _errors(*_AUTH, 404, 503),
 }
@@ -137,7 +137,7 @@ async def version_metadata(name: str, version: str, service: ServiceDep, _caller
     return v2.metadata(served(service, name, version), name)
 
 
-_READY: dict[str, Any] = {"response_model": ModelReady, "responses": _errors(*_AUTH, 404, 503)}
+_READY: dict[str, Any] = {"response_model": V2ModelReady, "responses": _errors(*_AUTH, 404, 503)}
 
 
 @router.get("/models/{name}/ready", summary="V2 model ready", **_READY)
