@@ -22,7 +22,7 @@ from api.http.respond import install_error_handlers
 from api.http.stack import request_stack
 from api.model import heap
 from api.observability.logging import configure_logging
-from api.routes import admin, health, model, monitoring, predict
+from api.routes import admin, health, model, monitoring, predict, predictions
 from api.routes.openapi import install_openapi
 from api.service import Service
 
@@ -41,18 +41,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log_auth_mode(service.auth, settings)
-        await anyio.to_thread.run_sync(service.start_model)
-        heap.freeze()
-        service.batcher.start()
+        await anyio.to_thread.run_sync(service.start_store)  # before the model: the fleet's version is there
         try:
-            async with anyio.create_task_group() as background:
-                background.start_soon(_refresh_drift, service)
-                if service.fleet is not None:
-                    background.start_soon(_follow_fleet, service, service.fleet)
-                yield
-                background.cancel_scope.cancel()
+            await anyio.to_thread.run_sync(service.start_model)
+            heap.freeze()
+            service.batcher.start()
+            try:
+                async with anyio.create_task_group() as background:
+                    background.start_soon(_refresh_drift, service)
+                    if service.fleet is not None:
+                        background.start_soon(_follow_fleet, service, service.fleet)
+                    yield
+                    background.cancel_scope.cancel()
+            finally:
+                service.batcher.stop()
         finally:
-            service.batcher.stop()
+            # Every prediction answered 200 is written before the process exits (graceful stop).
+            await anyio.to_thread.run_sync(service.stop_store)
 
     app = FastAPIOffline(
         title="modelo-ml-api",
@@ -66,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     install_error_handlers(app)
     app.router.routes.insert(0, predict.route)  # the hot path is matched first
-    for router in (model.router, monitoring.router, admin.router, health.router):
+    for router in (model.router, monitoring.router, predictions.router, admin.router, health.router):
         app.include_router(router)
     app.add_api_route("/metrics", monitoring.metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings.max_batch_size)
@@ -87,6 +92,8 @@ async def _refresh_drift(service: Service) -> None:
     while True:
         await anyio.sleep(service.settings.drift_interval_seconds)
         await anyio.to_thread.run_sync(service.monitor.refresh_drift)
+        if service.store is not None:
+            await anyio.to_thread.run_sync(service.refresh_live_performance)
 
 
 async def _follow_fleet(service: Service, fleet: FleetSync) -> None:
