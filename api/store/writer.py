@@ -175,8 +175,8 @@ class BatchWriter:
                 self._done += len(items)
                 self._drop_oldest()
                 self._lock.notify_all()
-            self._metrics.observe_store_failure()
             self._metrics.set_store_backlog(self.backlog)
+            self._metrics.observe_store_failure()
             if self.outage_since is None:
                 self.outage_since = time.monotonic()
                 log.error("prediction store unreachable: buffering rows and retrying", extra={"reason": _reason(exc)})
