@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 SERVICE, BASELINE, MLSERVER = "service", "baseline", "mlserver"
+SERVICE_STORE_OFF = "service-store-off"
 SERVER_LABELS = {
     SERVICE: "this service",
+    SERVICE_STORE_OFF: "this service, PREDICTION_STORE=off",
     BASELINE: "tutorial baseline",
     MLSERVER: "MLServer (adaptive batching)",
 }
@@ -37,6 +39,17 @@ def load_table(measurements: list[dict[str, Any]]) -> str:
             f"| {_ratio(m['requests_per_s'], rate.get((key[0], BASELINE, key[1])))} "
             f"| {_ratio(m['requests_per_s'], rate.get((key[0], MLSERVER, key[1])))} |"
         )
+    return "\n".join(lines)
+
+
+def store_table(measurements: list[dict[str, Any]]) -> str:
+    """The prediction store's cost: req/s with the default store on against the same service with it off."""
+    rate = {(m["bundle"], m["server"], m["scenario"]): m["requests_per_s"] for m in measurements}
+    lines = ["| bundle | scenario | store on req/s | store off req/s | on / off |", "|---|---|---:|---:|---:|"]
+    for (bundle, server, scenario), on in rate.items():
+        off = rate.get((bundle, SERVICE_STORE_OFF, scenario))
+        if server == SERVICE and off:
+            lines.append(f"| {bundle} | {scenario} | {_num(on, 1)} | {_num(off, 1)} | {on / off:.2f} |")
     return "\n".join(lines)
 
 
@@ -72,6 +85,9 @@ def render(results: dict[str, Any]) -> str:
         f"whole run {results['elapsed_seconds']:.0f} s.",
         "",
         load_table(results["measurements"]),
+        "",
+        "## The prediction store's cost (default SQLite store on vs off, same run)",
+        store_table(results["measurements"]),
         "",
         "## Servers",
         servers_table(results["servers"]),

@@ -31,7 +31,7 @@ from typing import Any
 from bench import payloads
 from bench.loadgen import cpu_prefix, run_wrk, wrk_available
 from bench.mlserver_setup import MODEL_NAME, prepare
-from bench.report import BASELINE, MLSERVER, SERVICE, render
+from bench.report import BASELINE, MLSERVER, SERVICE, SERVICE_STORE_OFF, render
 from bench.servers import RunningServer, ServerSpec, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +121,8 @@ class Bench:
         print(f"WARNING: {message}", flush=True)
 
     # --- servers -------------------------------------------------------------------------
-    def service_spec(self, bundle: Bundle) -> ServerSpec:
+    def service_spec(self, bundle: Bundle, *, store: bool = True) -> ServerSpec:
+        """The service as deployed by default (the embedded store on, in a fresh DATA_DIR), or with the store off."""
         port = free_port()
         env = {
             "MODEL_DIR": str(bundle.directory),
@@ -129,8 +130,11 @@ class Bench:
             "APP_PORT": str(port),
             "API_KEYS": f"bench:{self.api_key}",
             "LOG_LEVEL": "WARNING",
+            "DATA_DIR": str(self.work / f"data-{bundle.name}-{port}"),
+            "PREDICTION_STORE": "on" if store else "off",
         }
-        return ServerSpec(SERVICE, [str(bundle.python), "-m", "api"], port, "/ready", env, ROOT)
+        name = SERVICE if store else SERVICE_STORE_OFF
+        return ServerSpec(name, [str(bundle.python), "-m", "api"], port, "/ready", env, ROOT)
 
     def baseline_spec(self, bundle: Bundle) -> ServerSpec:
         port = free_port()
@@ -154,7 +158,7 @@ class Bench:
         self.servers.append(record)
         with RunningServer(spec, log, SERVER_CPU) as server:
             record["ready_seconds"] = server.wait_ready()
-            headers = {"X-API-Key": self.api_key} if spec.name == SERVICE else {}
+            headers = {"X-API-Key": self.api_key} if spec.name in (SERVICE, SERVICE_STORE_OFF) else {}
             if spec.name == SERVICE:
                 reference = self._reference(bundle, spec, headers)
                 record["note"] = f"preprocessing: {reference.preprocessing}"
@@ -275,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         bundles, skipped = _bundles(args.only, work)
         for bundle in bundles:
             reference = bench.run_server(bundle, bench.service_spec(bundle), None)
+            bench.run_server(bundle, bench.service_spec(bundle, store=False), reference)
             bench.run_server(bundle, bench.baseline_spec(bundle), reference)
             if with_mlserver:
                 try:

@@ -43,15 +43,33 @@ class DriftReport:
     prediction_psi: float | None
     prediction_window_size: int
     excluded: tuple[str, ...]
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form of the report."""
-        return {
+        body = {
             "window_size": self.window_size,
             "features": {name: drift.to_dict() for name, drift in self.features.items()},
             "prediction": {"psi": self.prediction_psi, "window_size": self.prediction_window_size},
             "excluded": list(self.excluded),
         }
+        if self.note is not None:
+            body["status"] = "insufficient data"
+            body["note"] = self.note
+        return body
+
+    def withheld_below(self, min_rows: int) -> DriftReport:
+        """The report without PSI when the window is too small to mean anything (10 rows gave PSI 3.2)."""
+        if self.window_size >= min_rows:
+            return self
+        features = {
+            name: FeatureDrift(f.kind, None, f.missing_share, f.unusual_share) for name, f in self.features.items()
+        }
+        note = (
+            f"insufficient data: PSI needs at least {min_rows} rows in the window (DRIFT_MIN_ROWS), "
+            f"it has {self.window_size}"
+        )
+        return DriftReport(self.window_size, features, None, self.prediction_window_size, self.excluded, note)
 
 
 class _Ring:

@@ -136,7 +136,7 @@ class ModelMonitor:
         drift = self._drift
         if drift is None:
             return None
-        report = drift.compute()
+        report = drift.compute().withheld_below(min(self.settings.drift_min_rows, self.settings.drift_window))
         self.last_drift = report
         self.metrics.set_drift(
             {name: feature.psi for name, feature in report.features.items()}, report.prediction_psi, report.window_size

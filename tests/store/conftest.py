@@ -19,7 +19,11 @@ from api.main import create_app
 from tests.support.databases import postgres_database
 from tests.support.live_server import DEMO_BUNDLE
 
-KEYS = {"admin": "admin-key-0123456789abcdef", "labeller": "label-key-0123456789abcdef", "client": "client-key-0123456789ab"}
+KEYS = {
+    "admin": "admin-key-0123456789abcdef",
+    "labeller": "label-key-0123456789abcdef",
+    "client": "client-key-0123456789ab",
+}
 API_KEYS = (
     f"admin:{KEYS['admin']}:predict+admin,labeller:{KEYS['labeller']}:feedback,client:{KEYS['client']}:predict"
 )

@@ -30,7 +30,9 @@ def shared_db() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def replicas(real_bundle: Path, real_env_python: str, shared_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Replica]]:
+def replicas(
+    real_bundle: Path, real_env_python: str, shared_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Replica]]:
     work = tmp_path_factory.mktemp("replicas")
     env = {
         "MODEL_DIR": str(real_bundle), "API_KEYS": f"ops:{ADMIN}", "ID_FIELD": "customerID", "LABELS": "0:No,1:Yes",
@@ -68,7 +70,7 @@ def test_labels_on_one_replica_match_predictions_of_the_other_and_survive_a_grac
         version = client.get("/ready").json()["model_version"]
     # A graceful stop right after the last answer (STORE_FLUSH_MS=2000: not flushed by time yet).
     r1.signal(signal.SIGTERM)
-    assert r1.wait_exit() == 0
+    assert r1.wait_exit() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its graceful shutdown
     assert int(psql(shared_db, "SELECT count(*) FROM predictions")) == ROWS
     churn = _churn()
     items = [{"id": r["customerID"], "label": churn[r["customerID"]]} for r in records]

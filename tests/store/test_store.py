@@ -28,7 +28,9 @@ async def _predict_all(client: Any, rows: list[dict[str, Any]]) -> list[dict[str
     return answered
 
 
-def test_labels_by_customer_give_exact_live_accuracy(default_bundle: Path, tmp_path: Path, engine_url: str | None) -> None:
+def test_labels_by_customer_give_exact_live_accuracy(
+    default_bundle: Path, tmp_path: Path, engine_url: str | None
+) -> None:
     rows = records(40)
     truth = _labels(rows, seed=3)
 
@@ -182,3 +184,19 @@ def test_store_off_keeps_the_memory_feedback_and_has_no_audit(default_bundle: Pa
     status, body = asyncio.run(scenario())
     assert status == 404 and body["accepted"] == 1
     assert not list(tmp_path.glob("modelo.sqlite3*"))
+
+
+def test_a_small_drift_window_says_insufficient_data_instead_of_a_psi(default_bundle: Path, tmp_path: Path) -> None:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        settings = store_settings(default_bundle, tmp_path, None, drift_min_rows=50)
+        async with running(settings) as (_, clients):
+            await clients["client"].post("/predict", json={"instances": records(10)})
+            small = (await clients["client"].get("/monitoring/drift")).json()
+            await clients["client"].post("/predict", json={"instances": records(60, seed=2)})
+            enough = (await clients["client"].get("/monitoring/drift")).json()
+        return small, enough
+
+    small, enough = asyncio.run(scenario())
+    assert small["status"] == "insufficient data" and small["window_size"] == 10
+    assert all(f["psi"] is None for f in small["features"].values()) and small["prediction"]["psi"] is None
+    assert "status" not in enough and all(f["psi"] is not None for f in enough["features"].values())

@@ -8,7 +8,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import pytest
 
@@ -74,10 +74,8 @@ class TcpProxy:
         if listener is not None:
             listener.close()
         for connection in connections:
-            try:
+            with suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             connection.close()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -109,7 +107,5 @@ def _pipe(source: socket.socket, target: socket.socket) -> None:
         pass
     finally:
         for side in (source, target):
-            try:
+            with suppress(OSError):
                 side.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
