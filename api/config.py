@@ -210,14 +210,18 @@ class Settings(BaseSettings):
     @field_validator("labels", mode="before")
     @classmethod
     def _label_pairs(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().startswith("{"):
+        if isinstance(value, str) and value.strip().startswith("{"):
+            import json
+
+            return json.loads(value)
+        if isinstance(value, str):
             pairs = [part.split(":", 1) for part in value.split(",") if part.strip()]
             if any(len(pair) != 2 for pair in pairs):
                 raise ValueError("LABELS must be `class:label` pairs, e.g. 0:No,1:Yes")
             return {cls_.strip(): label.strip() for cls_, label in pairs}
         return value
 
-    @field_validator("model_version", "id_field", "rate_limit", mode="before")
+    @field_validator("model_version", "id_field", "rate_limit", "database_url", "store_keys", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
