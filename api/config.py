@@ -186,6 +186,12 @@ class Settings(BaseSettings):
         description="Original target labels per model class, `0:No,1:Yes`: feedback may use them (default: the "
         "manifest's recorded mapping).",
     )
+    drift_fleet_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="With a shared DATABASE_URL, /monitoring/drift covers every replica's rows of the last this "
+        "many minutes (each replica adds its drift counts to the store every DRIFT_INTERVAL_SECONDS).",
+    )
     drift_min_rows: int = Field(
         200, ge=1, description="Fewest rows a drift window needs before PSI is reported (else: insufficient data)."
     )

@@ -7,6 +7,7 @@ first access, so importing this module does no work.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 
 from api import __version__
 from api.config import Settings, load_settings
+from api.errors import ServiceError
 from api.fleet import FleetSync
 from api.http.access import log_auth_mode
 from api.http.respond import install_error_handlers
@@ -25,6 +27,8 @@ from api.observability.logging import configure_logging
 from api.routes import admin, health, model, monitoring, predict, predictions
 from api.routes.openapi import install_openapi
 from api.service import Service
+
+log = logging.getLogger("api.main")
 
 DESCRIPTION = (
     "Serves a fitted preprocessor + model bundle. `POST /predict` takes one record as a flat JSON "
@@ -91,7 +95,10 @@ async def _refresh_drift(service: Service) -> None:
     """Recompute drift on a timer, in a worker thread: requests only append to the window."""
     while True:
         await anyio.sleep(service.settings.drift_interval_seconds)
-        await anyio.to_thread.run_sync(service.monitor.refresh_drift)
+        try:
+            await anyio.to_thread.run_sync(service.drift)
+        except ServiceError as exc:  # the shared store is unreachable: the next round tries again
+            log.warning("drift not refreshed", extra={"reason": exc.message})
         if service.store is not None:
             await anyio.to_thread.run_sync(service.refresh_live_performance)
 

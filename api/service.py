@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -22,6 +23,7 @@ from api.model.kinds import kinds_from, trust_for
 from api.model.loaded import LoadedModel
 from api.model.loader import load_bundle
 from api.model.registry import Activation, LoadTrigger, ModelRegistry
+from api.monitoring.drift import DriftReport
 from api.monitoring.monitor import ModelMonitor
 from api.observability.metrics import ServiceMetrics
 from api.store import Answered, PredictionStore, open_store
@@ -44,6 +46,8 @@ class Service:
     draining: bool = field(init=False, default=False)
     fleet: FleetSync | None = field(init=False, default=None)
     store: PredictionStore | None = field(init=False, default=None)
+    # This process in the store's per-replica rows (hostnames repeat across restarts and on one machine).
+    replica: str = field(init=False, default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -152,6 +156,26 @@ class Service:
             self.metrics.set_live_performance(**_live(self.performance()))
         except ServiceError as exc:
             log.warning("live performance not refreshed", extra={"reason": exc.message})
+
+    # --- drift: this replica's window, or every replica's counts in a shared store ------------------
+    def drift(self) -> DriftReport | None:
+        """The drift report: with a shared DATABASE_URL, every replica's rows of the last DRIFT_FLEET_MINUTES."""
+        store = self.store
+        if store is None or self.settings.database_url is None or not self.registry.ready:
+            return self.monitor.refresh_drift()
+        self.share_drift()
+        since = datetime.now(UTC) - timedelta(minutes=self.settings.drift_fleet_minutes)
+        return self.monitor.fleet_drift(store.drift.since(self.registry.current.version, since))
+
+    def share_drift(self) -> None:
+        """Add this replica's new drift counts to the shared store (on a timer and before a fleet report)."""
+        store = self.store
+        if store is None or self.settings.database_url is None:
+            return
+        taken = self.monitor.take_drift_counts()
+        if taken is not None:
+            version, counts = taken
+            store.drift.add(self.replica, version, counts.to_dict())
 
     def require_store(self) -> PredictionStore:
         """The store, for the routes that only exist with it (audit)."""

@@ -15,7 +15,7 @@ from api.errors import InvalidInputError
 from api.model.inference import Answer
 from api.model.loaded import LoadedModel
 from api.model.registry import LoadTrigger
-from api.monitoring.drift import DriftMonitor, DriftReport
+from api.monitoring.drift import DriftCounts, DriftMonitor, DriftReport
 from api.monitoring.performance import FeedbackResult, PerformanceWindow, PredictionLog, normalize_label
 from api.observability.metrics import ServiceMetrics
 
@@ -136,7 +136,25 @@ class ModelMonitor:
         drift = self._drift
         if drift is None:
             return None
-        report = drift.compute().withheld_below(min(self.settings.drift_min_rows, self.settings.drift_window))
+        return self._publish(drift.compute())
+
+    def take_drift_counts(self) -> tuple[str, DriftCounts] | None:
+        """This replica's new drift counts since the last call (for the shared store), with the model version."""
+        drift, model = self._drift, self._model
+        if drift is None or model is None:
+            return None
+        counts = drift.take_counts()
+        return (model.version, counts) if counts.rows or counts.score_rows else None
+
+    def fleet_drift(self, parts: list[dict[str, Any]]) -> DriftReport | None:
+        """Drift over counts every replica stored (api.store), published like the local report."""
+        drift = self._drift
+        if drift is None:
+            return None
+        return self._publish(drift.report_from(DriftCounts.total(parts, *drift.sizes)))
+
+    def _publish(self, report: DriftReport) -> DriftReport:
+        report = report.withheld_below(min(self.settings.drift_min_rows, self.settings.drift_window))
         self.last_drift = report
         self.metrics.set_drift(
             {name: feature.psi for name, feature in report.features.items()}, report.prediction_psi, report.window_size

@@ -19,7 +19,7 @@ def drift(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
     # Computing PSI over the window takes well under a millisecond: answer with the current window,
     # including every prediction already answered.
     service.batcher.wait_observed()
-    report = service.monitor.refresh_drift()
+    report = service.drift()
     if report is None:
         return {
             "window_size": 0,

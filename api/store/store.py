@@ -8,8 +8,7 @@ live in their own modules beside it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,11 +16,11 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, and_, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
-from api.errors import StoreError
+from api.store.drift import FleetDrift
+from api.store.guard import guard
 from api.store.keys import Keyring
-from api.store.schema import fleet_activations, labels, predictions
+from api.store.schema import drift_counts, fleet_activations, labels, predictions
 from api.store.writer import BatchWriter, WriterMetrics
 
 log = logging.getLogger("api.store")
@@ -77,16 +76,6 @@ class Activation:
     created_at: datetime | None = None
 
 
-@contextmanager
-def _guard(what: str) -> Iterator[None]:
-    """Turn a database failure into the store's 503 (the database's text stays in the log)."""
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        log.warning("prediction store: %s failed", what, extra={"reason": str(exc).splitlines()[0][:300]})
-        raise StoreError(f"the prediction store cannot {what} right now") from exc
-
-
 class PredictionStore:
     """Writes answered predictions in the background; reads them back for feedback, audit and monitoring."""
 
@@ -100,6 +89,7 @@ class PredictionStore:
         # A retry after an ambiguous failure (committed, but the answer was lost) must not fail forever.
         self._insert_rows = dialect.insert(predictions).on_conflict_do_nothing(index_elements=["prediction_id"])
         self.fleet = FleetVersions(engine)
+        self.drift = FleetDrift(engine)
 
     # --- writing -------------------------------------------------------------------------
     def record(self, answered: Answered) -> None:
@@ -137,11 +127,12 @@ class PredictionStore:
             connection.execute(self._insert_rows, list(rows))
 
     def prune(self, days: float) -> int:
-        """Delete predictions older than ``days`` and their labels; returns the predictions deleted."""
+        """Delete predictions older than ``days`` and their labels (and drift counts); returns predictions deleted."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         old = select(predictions.c.prediction_id).where(predictions.c.created_at < cutoff)
         with self.engine.begin() as connection:
             connection.execute(delete(labels).where(labels.c.prediction_id.in_(old)))
+            connection.execute(delete(drift_counts).where(drift_counts.c.bucket < cutoff))
             deleted = connection.execute(delete(predictions).where(predictions.c.created_at < cutoff)).rowcount
         if deleted:
             log.info("prediction store: pruned old predictions", extra={"rows": deleted, "days": days})
@@ -159,7 +150,7 @@ class PredictionStore:
         if model_version is not None:
             query = query.where(predictions.c.model_version == model_version)
         query = query.order_by(predictions.c.created_at.desc(), predictions.c.prediction_id.desc()).limit(limit)
-        with _guard("read predictions"), self.engine.connect() as connection:
+        with guard("read predictions"), self.engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
         return [self._decrypted(row) for row in rows]
 
@@ -176,7 +167,7 @@ class PredictionStore:
         """Every label given to these predictions, oldest first."""
         ids = list(prediction_ids)
         query = select(labels).where(labels.c.prediction_id.in_(ids)).order_by(labels.c.label_id)
-        with _guard("read labels"), self.engine.connect() as connection:
+        with guard("read labels"), self.engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
         found: dict[str, list[StoredLabel]] = {pid: [] for pid in ids}
         for row in rows:
@@ -198,7 +189,7 @@ class PredictionStore:
             for pid, value in pairs
         ]
         if rows:
-            with _guard("write labels"), self.engine.begin() as connection:
+            with guard("write labels"), self.engine.begin() as connection:
                 connection.execute(insert(labels), rows)
 
     def labelled(
@@ -229,7 +220,7 @@ class PredictionStore:
         if conditions:
             query = query.where(and_(*conditions))
         query = query.order_by(labels.c.label_id.desc()).limit(limit)
-        with _guard("read labels"), self.engine.connect() as connection:
+        with guard("read labels"), self.engine.connect() as connection:
             rows = connection.execute(query).all()
         keys = self.keys
         return [
@@ -260,14 +251,14 @@ class FleetVersions:
     def set_active_version(self, version: str, by: str | None) -> Activation:
         by_whom, now = (by or "")[:256] or None, datetime.now(UTC)
         row = {"version": version, "activated_by": by_whom, "created_at": now}
-        with _guard("record the active version"), self.engine.begin() as connection:
+        with guard("record the active version"), self.engine.begin() as connection:
             key = connection.execute(insert(fleet_activations).values(row)).inserted_primary_key
         assert key is not None
         return Activation(version, int(key[0]), by_whom, now)
 
     def history(self, limit: int = 20) -> list[Activation]:
         query = select(fleet_activations).order_by(fleet_activations.c.activation_id.desc()).limit(limit)
-        with _guard("read the active version"), self.engine.connect() as connection:
+        with guard("read the active version"), self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [Activation(r.version, int(r.activation_id), r.activated_by, _utc(r.created_at)) for r in rows]
 

@@ -200,3 +200,26 @@ def test_a_small_drift_window_says_insufficient_data_instead_of_a_psi(default_bu
     assert small["status"] == "insufficient data" and small["window_size"] == 10
     assert all(f["psi"] is None for f in small["features"].values()) and small["prediction"]["psi"] is None
     assert "status" not in enough and all(f["psi"] is not None for f in enough["features"].values())
+
+
+def test_drift_sums_every_replica_sharing_the_database(default_bundle: Path, tmp_path: Path) -> None:
+    """Two apps on one PostgreSQL database: each sees the rows of both in /monitoring/drift."""
+    from tests.support.databases import postgres_database
+
+    async def scenario(url: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        one = store_settings(default_bundle, tmp_path / "a", url, drift_min_rows=50)
+        two = store_settings(default_bundle, tmp_path / "b", url, drift_min_rows=50)
+        async with running(one) as (_, first), running(two) as (_, second):
+            await first["client"].post("/predict", json={"instances": records(40, seed=1)})
+            alone = (await first["client"].get("/monitoring/drift")).json()
+            await second["client"].post("/predict", json={"instances": records(30, seed=2)})
+            from_two = (await second["client"].get("/monitoring/drift")).json()
+            from_one = (await first["client"].get("/monitoring/drift")).json()
+        return alone, from_two, from_one
+
+    with postgres_database("modelo_drift") as url:
+        alone, from_two, from_one = asyncio.run(scenario(url))
+    assert alone["window_size"] == 40 and alone["status"] == "insufficient data"
+    assert from_two["window_size"] == 70 and from_one["window_size"] == 70
+    assert "status" not in from_one and from_one["features"] == from_two["features"]
+    assert from_one["prediction"] == from_two["prediction"]
