@@ -160,6 +160,7 @@ class Service:
     # --- drift: this replica's window, or every replica's counts in a shared store ------------------
     def drift(self) -> DriftReport | None:
         """The drift report: with a shared DATABASE_URL, every replica's rows of the last DRIFT_FLEET_MINUTES."""
+        self.monitor.refresh_profile()
         store = self.store
         if store is None or self.settings.database_url is None or not self.registry.ready:
             return self.monitor.refresh_drift()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from api.bundle.profile import NumericFeature
+from api.bundle.files import profile_path
+from api.bundle.profile import NumericFeature, Profile, load_profile
 from api.config import Settings
 from api.errors import InvalidInputError
 from api.model.inference import Answer
@@ -35,23 +37,15 @@ class ModelMonitor:
         self._ranges: dict[str, tuple[float, float]] = {}
         self._window = PerformanceWindow(settings.performance_window)
         self.last_drift: DriftReport | None = None
+        self._profile_stamp: tuple[str, int, int] | None = None
 
     def on_model(self, model: LoadedModel, trigger: LoadTrigger = "startup") -> None:
         """A new model is served: fresh drift window and accuracy window, new metric label sets."""
-        profile = model.profile
-        if profile is not None and not set(profile.features) <= {c.name for c in model.schema.columns}:
-            log.warning("drift profile does not match the model's inputs; drift disabled")
-            profile = None
         with self._lock:
             self._model = model
-            self._drift = DriftMonitor(profile, self.settings.drift_window) if profile is not None else None
-            self._ranges = {
-                name: (feature.minimum, feature.maximum)
-                for name, feature in (profile.features.items() if profile is not None else ())
-                if isinstance(feature, NumericFeature)
-            }
             self._window = PerformanceWindow(self.settings.performance_window)
-            self.last_drift = None
+            self._profile_stamp = _stamp(model.files.profile)
+        self._use_profile(model, model.profile)
         predictor = model.predictor
         self.metrics.model_loaded(
             version=model.version,
@@ -61,6 +55,40 @@ class ModelMonitor:
             classes=None if predictor.task == "regression" else predictor.class_keys,
         )
         self.metrics.set_ready(True)
+
+    def _use_profile(self, model: LoadedModel, profile: Profile | None) -> None:
+        if profile is not None and not set(profile.features) <= {c.name for c in model.schema.columns}:
+            log.warning("drift profile does not match the model's inputs; drift disabled")
+            profile = None
+        with self._lock:
+            self._drift = DriftMonitor(profile, self.settings.drift_window) if profile is not None else None
+            self._ranges = {
+                name: (feature.minimum, feature.maximum)
+                for name, feature in (profile.features.items() if profile is not None else ())
+                if isinstance(feature, NumericFeature)
+            }
+            self.last_drift = None
+
+    def refresh_profile(self) -> bool:
+        """Use a drift profile written (or rewritten) since the model loaded, e.g. by `make profile`; no restart."""
+        model = self._model
+        if model is None:
+            return False
+        path = profile_path(model.files.directory, model.version)
+        stamp = _stamp(path)
+        if stamp == self._profile_stamp:
+            return False
+        self._profile_stamp = stamp
+        if path is None:
+            return False  # removed: keep what is in use
+        try:
+            profile = load_profile(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("new drift profile ignored", extra={"file": path.name, "reason": str(exc)})
+            return False
+        self._use_profile(model, profile)
+        log.info("drift profile picked up", extra={"file": path.name, "model_version": model.version})
+        return True
 
     def observe(self, call: Answer, requests: Sequence[Answer] = ()) -> None:
         """Record one model call and the requests it answered: metrics, input quality, drift, prediction log."""
@@ -160,3 +188,14 @@ class ModelMonitor:
             {name: feature.psi for name, feature in report.features.items()}, report.prediction_psi, report.window_size
         )
         return report
+
+
+def _stamp(path: Path | None) -> tuple[str, int, int] | None:
+    """Name, mtime and size of a file: enough to notice it was (re)written."""
+    if path is None:
+        return None
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return path.name, status.st_mtime_ns, status.st_size

@@ -223,3 +223,29 @@ def test_drift_sums_every_replica_sharing_the_database(default_bundle: Path, tmp
     assert from_two["window_size"] == 70 and from_one["window_size"] == 70
     assert "status" not in from_one and from_one["features"] == from_two["features"]
     assert from_one["prediction"] == from_two["prediction"]
+
+
+def test_a_profile_written_while_serving_is_picked_up_without_a_restart(default_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle, bundle)
+    profile = next(bundle.glob("profile_*.json"))
+    written = profile.read_bytes()
+    profile.unlink()
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        settings = store_settings(bundle, tmp_path, None, drift_min_rows=20)
+        async with running(settings) as (_, clients):
+            await clients["client"].post("/predict", json={"instances": records(30)})
+            before = (await clients["client"].get("/monitoring/drift")).json()
+            profile.write_bytes(written)  # what `make profile MODEL_DIR=… DATA=…` writes next to the model
+            picked = (await clients["client"].get("/monitoring/drift")).json()  # (or the DRIFT_INTERVAL timer)
+            assert picked["window_size"] == 0 and picked["features"]
+            await clients["client"].post("/predict", json={"instances": records(30, seed=3)})
+            after = (await clients["client"].get("/monitoring/drift")).json()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert before["features"] == {} and "no drift profile" in before["note"]
+    assert after["window_size"] == 30 and all(f["psi"] is not None for f in after["features"].values())
