@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,31 @@ def test_a_profile_written_while_serving_is_picked_up_without_a_restart(default_
     before, after = asyncio.run(scenario())
     assert before["features"] == {} and "no drift profile" in before["note"]
     assert after["window_size"] == 30 and all(f["psi"] is not None for f in after["features"].values())
+
+
+def test_retention_prunes_old_predictions_and_their_labels(default_bundle: Path, tmp_path: Path) -> None:
+    from sqlalchemy import func, select, update
+
+    from api.store.schema import labels, predictions
+
+    async def scenario() -> tuple[int, int, int]:
+        settings = store_settings(default_bundle, tmp_path, None, store_retention_days=30)
+        async with running(settings) as (app, clients):
+            answered = (await clients["client"].post("/predict", json={"instances": records(5)})).json()
+            items = [{"prediction_id": p["prediction_id"], "label": "Yes"} for p in answered["predictions"]]
+            await clients["labeller"].post("/feedback", json={"items": items})
+            store = app.state.service.store
+            old = [p["prediction_id"] for p in answered["predictions"][:3]]
+            with store.engine.begin() as connection:  # three of them were answered 40 days ago
+                connection.execute(
+                    update(predictions).where(predictions.c.prediction_id.in_(old)).values(
+                        created_at=datetime.now(UTC) - timedelta(days=40)
+                    )
+                )
+            deleted = store.prune(30)
+            with store.engine.connect() as connection:
+                left = connection.execute(select(func.count()).select_from(predictions)).scalar_one()
+                left_labels = connection.execute(select(func.count()).select_from(labels)).scalar_one()
+        return deleted, left, left_labels
+
+    assert asyncio.run(scenario()) == (3, 2, 2)
