@@ -93,6 +93,7 @@ class Service:
             return
         self.store = open_store(s, self.metrics)
         self.store.writer.start()
+        self.monitor.keep_predictions = False  # labels are matched in the store: no second copy in memory
         if s.database_url is not None:  # a shared database: replicas agree on the active version through it
             self.fleet = FleetSync(self.store.fleet, self.registry, self.metrics, replica=socket.gethostname())
 
@@ -131,7 +132,6 @@ class Service:
             if count := getattr(outcome, name):
                 self.metrics.observe_feedback("accepted" if name == "matched" else name, count)  # type: ignore[arg-type]
         body = outcome.to_dict()
-        body["accepted"] = outcome.matched + outcome.corrected
         self.metrics.set_live_performance(**_live(self.performance()))
         return body
 

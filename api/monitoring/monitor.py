@@ -38,6 +38,7 @@ class ModelMonitor:
         self._window = PerformanceWindow(settings.performance_window)
         self.last_drift: DriftReport | None = None
         self._profile_stamp: tuple[str, int, int] | None = None
+        self.keep_predictions = True
 
     def on_model(self, model: LoadedModel, trigger: LoadTrigger = "startup") -> None:
         """A new model is served: fresh drift window and accuracy window, new metric label sets."""
@@ -112,7 +113,9 @@ class ModelMonitor:
         if drift is not None:
             drift.observe(batch.columns, scores)
         # Ids are fresh random values, so a plain update never replaces an earlier prediction.
-        self.predictions.record_many(call.prediction_ids, output.values, None if scores is None else scores.tolist())
+        if self.keep_predictions:  # with the prediction store on, feedback is matched there instead
+            scored = None if scores is None else scores.tolist()
+            self.predictions.record_many(call.prediction_ids, output.values, scored)
 
     def _out_of_range(self, columns: Any) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -67,11 +67,15 @@ class FeedbackOutcome:
     items: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The counts, plus the lists earlier answers had (unknown/duplicate ids, accepted), and each item's outcome."""
+        counts = {"matched": self.matched, "corrected": self.corrected, "duplicate": self.duplicate,
+                  "unknown": self.unknown}  # fmt: skip
         return {
-            "matched": self.matched,
-            "corrected": self.corrected,
-            "duplicate": self.duplicate,
-            "unknown": self.unknown,
+            "counts": counts,
+            "accepted": self.matched + self.corrected,
+            "unknown": [i["key"] for i in self.items if i["outcome"] == "unknown"],
+            "duplicate": [i["key"] for i in self.items if i["outcome"] == "duplicate"],
+            "expired": [],  # the store keeps every prediction until STORE_RETENTION_DAYS
             "items": self.items,
         }
 
@@ -129,7 +133,8 @@ def apply_feedback(store: PredictionStore, items: Sequence[_Item], caller: str |
     new: list[tuple[str, object]] = []
     for item, pid in targets:
         label = item.label.item() if hasattr(item.label, "item") else item.label
-        entry: dict[str, Any] = {"row": item.row, "prediction_id": pid}
+        key = item.prediction_id if item.prediction_id is not None else item.id_value
+        entry: dict[str, Any] = {"row": item.row, "key": key, "prediction_id": pid}
         if pid is None:
             outcome.unknown += 1
             entry["outcome"] = "unknown"

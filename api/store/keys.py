@@ -80,7 +80,7 @@ class Keyring:
 
 
 def _mac(key: bytes, value: str) -> str:
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, value.encode("utf-8"), "sha256").hex()  # the one-shot C path: ~1 µs
 
 
 def parse_keys(text: str, where: str) -> list[tuple[str, bytes]]:

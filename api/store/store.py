@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, and_, delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from api.store.drift import FleetDrift
 from api.store.guard import guard
@@ -25,6 +24,15 @@ from api.store.writer import BatchWriter, WriterMetrics
 
 log = logging.getLogger("api.store")
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+# The writer's inserts, in the driver's own parameter style (rows are tuples in this column order).
+INSERT_SQLITE = (
+    "INSERT OR IGNORE INTO predictions (prediction_id, request_id, id_hash, model_version, created_at, caller, "
+    "key_id, inputs, outputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_POSTGRESQL = (
+    "INSERT INTO predictions (prediction_id, request_id, id_hash, model_version, created_at, caller, "
+    "key_id, inputs, outputs) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (prediction_id) DO NOTHING"
+)
 
 
 @dataclass(frozen=True)
@@ -85,9 +93,14 @@ class PredictionStore:
         self.engine = engine
         self.keys = keys
         self.writer = BatchWriter(self._rows, self._insert, metrics, flush_seconds=flush_seconds, max_rows=buffer_rows)
-        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
         # A retry after an ambiguous failure (committed, but the answer was lost) must not fail forever.
-        self._insert_rows = dialect.insert(predictions).on_conflict_do_nothing(index_elements=["prediction_id"])
+        if engine.dialect.name == "sqlite":
+            self._insert_sql = INSERT_SQLITE
+            # SQLAlchemy's SQLite DateTime is this text (UTC here), so its queries compare and parse it.
+            self._timestamp: Any = lambda at: at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        else:
+            self._insert_sql = INSERT_POSTGRESQL
+            self._timestamp = lambda at: at
         self.fleet = FleetVersions(engine)
         self.drift = FleetDrift(engine)
 
@@ -96,35 +109,32 @@ class PredictionStore:
         """Queue an answered request (the hot path: no encryption, no I/O here)."""
         self.writer.submit(answered, len(answered.prediction_ids))
 
-    def _rows(self, answered: Answered) -> list[dict[str, Any]]:
-        keys = self.keys
+    def _rows(self, answered: Answered) -> list[tuple[Any, ...]]:
+        """Rows in the INSERT_* column order, encrypted (on the writer thread: ~25 µs a row, AES and JSON)."""
+        keys, encrypt, key_id = self.keys, self.keys.encrypt, self.keys.write_id
         probabilities = answered.probabilities.tolist() if answered.probabilities is not None else None
+        at = self._timestamp(answered.at)
+        ids = answered.ids
         rows = []
         for index, prediction_id in enumerate(answered.prediction_ids):
             outputs: dict[str, Any] = {"prediction": answered.values[index]}
             if probabilities is not None:
                 outputs["probabilities"] = dict(zip(answered.class_keys, probabilities[index], strict=True))
-            customer = answered.ids[index] if answered.ids is not None else None
+            customer = ids[index] if ids is not None else None
             context = prediction_id.encode()
             inputs = orjson.dumps({"record": answered.records[index], "id": customer}, option=_JSON)
-            rows.append(
-                {
-                    "prediction_id": prediction_id,
-                    "request_id": answered.request_id,
-                    "id_hash": keys.id_hash(str(customer)) if customer is not None else None,
-                    "model_version": answered.model_version,
-                    "created_at": answered.at,
-                    "caller": answered.caller,
-                    "key_id": keys.write_id,
-                    "inputs": keys.encrypt(inputs, context),
-                    "outputs": keys.encrypt(orjson.dumps(outputs, option=_JSON), context),
-                }
-            )
+            rows.append((
+                prediction_id, answered.request_id,
+                keys.id_hash(str(customer)) if customer is not None else None,
+                answered.model_version, at, answered.caller, key_id,
+                encrypt(inputs, context), encrypt(orjson.dumps(outputs, option=_JSON), context),
+            ))  # fmt: skip
         return rows
 
-    def _insert(self, rows: Sequence[dict[str, Any]]) -> None:
+    def _insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than the encryption.
         with self.engine.begin() as connection:
-            connection.execute(self._insert_rows, list(rows))
+            connection.exec_driver_sql(self._insert_sql, list(rows))
 
     def prune(self, days: float) -> int:
         """Delete predictions older than ``days`` and their labels (and drift counts); returns predictions deleted."""

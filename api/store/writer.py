@@ -33,8 +33,8 @@ class WriterMetrics(Protocol):
     def observe_store_dropped(self, rows: int) -> None: ...
 
 
-Expand = Callable[[Any], list[dict[str, Any]]]  # one queued item -> its rows (encrypts: runs on the writer thread)
-Write = Callable[[Sequence[dict[str, Any]]], None]  # rows -> the database, in one transaction
+Expand = Callable[[Any], list[Any]]  # one queued item -> its rows (encrypts: runs on the writer thread)
+Write = Callable[[Sequence[Any]], None]  # rows -> the database, in one transaction
 
 
 class BatchWriter:
@@ -46,7 +46,7 @@ class BatchWriter:
         self._expand, self._write, self._metrics = expand, write, metrics
         self._flush_seconds, self._max_rows = flush_seconds, max_rows
         self._queue: deque[tuple[int, Any]] = deque()  # (rows, item), not yet expanded
-        self._failed: deque[dict[str, Any]] = deque()  # expanded rows a failed write left behind
+        self._failed: deque[Any] = deque()  # expanded rows a failed write left behind
         self._queued_rows = 0
         self._submitted = 0  # items ever submitted; _done: items written or dropped
         self._done = 0

@@ -75,7 +75,8 @@ def test_labels_on_one_replica_match_predictions_of_the_other_and_survive_a_grac
     churn = _churn()
     items = [{"id": r["customerID"], "label": churn[r["customerID"]]} for r in records]
     body = httpx.post(f"{r2.url}/feedback", json={"items": items}, headers=headers, timeout=60).json()
-    assert (body["matched"], body["unknown"], body["duplicate"]) == (ROWS, 0, 0), body
+    counts = body["counts"]
+    assert (counts["matched"], counts["unknown"], counts["duplicate"]) == (ROWS, 0, 0), body
     r1.start()
     r1.wait_ready()
     probabilities = offline_probabilities(real_env_python, real_bundle, tmp_path / "offline.json")[version][:ROWS]

@@ -40,7 +40,8 @@ def test_labels_by_customer_give_exact_live_accuracy(
             answered = await _predict_all(clients["client"], rows)
             items = [{"id": cid, "label": label} for cid, label in truth.items()]
             body = (await clients["labeller"].post("/feedback", json={"items": items})).json()
-            assert (body["matched"], body["unknown"], body["duplicate"]) == (40, 0, 0), body
+            counts = body["counts"]
+            assert (counts["matched"], counts["unknown"], counts["duplicate"]) == (40, 0, 0), body
             live = (await clients["client"].get("/monitoring/performance")).json()
         # The same numbers computed offline from the answers and the labels sent.
         actual = [1 if truth[a["id"]] == "Yes" else 0 for a in answered]
@@ -74,9 +75,9 @@ def test_corrections_duplicates_unknown_and_the_audit_trail(
             assert [i["outcome"] for i in body["items"]] == ["matched", "matched", "unknown"]
             assert body["items"][0]["prediction_id"] == later["prediction_id"]
             again = {"items": [{"id": rows[0]["customerID"], "label": "Yes"}]}
-            assert (await clients["labeller"].post("/feedback", json=again)).json()["duplicate"] == 1
+            assert (await clients["labeller"].post("/feedback", json=again)).json()["counts"]["duplicate"] == 1
             fix = {"items": [{"id": rows[0]["customerID"], "label": "No"}]}
-            assert (await clients["labeller"].post("/feedback", json=fix)).json()["corrected"] == 1
+            assert (await clients["labeller"].post("/feedback", json=fix)).json()["counts"]["corrected"] == 1
             audit = (await clients["admin"].get("/predictions", params={"id": rows[0]["customerID"]})).json()
             one = (await clients["admin"].get(f"/predictions/{first['prediction_id']}")).json()
             missing = await clients["admin"].get("/predictions/nope")
@@ -130,7 +131,7 @@ def test_nothing_acknowledged_is_lost_across_a_graceful_restart(
         return [a["prediction_id"] for a in answered], body
 
     ids, body = asyncio.run(scenario())
-    assert len(ids) == 120 and body["matched"] == 120 and body["unknown"] == 0
+    assert len(ids) == 120 and body["counts"]["matched"] == 120 and body["unknown"] == []
 
 
 def test_rotated_keys_still_read_and_find_old_rows(default_bundle: Path, tmp_path: Path) -> None:
