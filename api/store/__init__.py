@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from api.config import Settings
-from api.store.engine import database_url, describe, migrate, open_engine
+from api.errors import StoreError
+from api.store.engine import database_url, describe, open_engine
 from api.store.keys import load_keyring
 from api.store.store import Answered, PredictionStore
 from api.store.writer import WriterMetrics
@@ -15,11 +18,12 @@ log = logging.getLogger("api.store")
 
 
 def open_store(settings: Settings, metrics: WriterMetrics) -> PredictionStore:
-    """Connect, apply the migrations, load the keys; blocking (raises StoreError/StoreKeyError)."""
-    from sqlalchemy.exc import SQLAlchemyError
+    """Connect, apply the migrations, load the keys; blocking (raises StoreError/StoreKeyError).
 
-    from api.errors import StoreError
-
+    An unreachable PostgreSQL does not stop the start (a fleet must not crash-loop through a database
+    outage): the service answers, buffers, and the writer migrates and catches up once it connects.
+    The embedded SQLite file failing is a configuration error (DATA_DIR): the start fails.
+    """
     url = database_url(settings.database_url.get_secret_value() if settings.database_url else None, settings.data_dir)
     keys = load_keyring(
         settings.store_keys.get_secret_value() if settings.store_keys else None,
@@ -27,14 +31,19 @@ def open_store(settings: Settings, metrics: WriterMetrics) -> PredictionStore:
         settings.data_dir,
     )
     engine = open_engine(url)
-    try:
-        migrate(engine)
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        raise StoreError(f"the prediction store at {describe(url)} cannot be opened: {type(exc).__name__}") from exc
     store = PredictionStore(
         engine, keys, metrics, flush_seconds=settings.store_flush_ms / 1000, buffer_rows=settings.store_buffer_rows
     )
+    try:
+        store.ensure_schema()
+    except SQLAlchemyError as exc:
+        if engine.dialect.name == "sqlite":
+            engine.dispose()
+            raise StoreError(f"the prediction store at {describe(url)} cannot be opened: {type(exc).__name__}") from exc
+        log.error(
+            "prediction store unreachable at start: serving anyway, buffering rows, retrying",
+            extra={"database": describe(url), "reason": type(exc).__name__},
+        )
     if settings.store_retention_days is not None:
         days = settings.store_retention_days
         store.writer.every(3600.0, lambda: _prune(store, days))

@@ -7,7 +7,9 @@ live in their own modules beside it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,8 +17,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, and_, delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.store.drift import FleetDrift
+from api.store.engine import migrate
 from api.store.guard import guard
 from api.store.keys import Keyring
 from api.store.schema import drift_counts, fleet_activations, labels, predictions
@@ -103,6 +107,12 @@ class PredictionStore:
             self._timestamp = lambda at: at
         self.fleet = FleetVersions(engine)
         self.drift = FleetDrift(engine)
+        self._migrated = threading.Event()
+        self.writer.every(1.0, self._schema_soon)
+
+    def _schema_soon(self) -> None:
+        with contextlib.suppress(SQLAlchemyError):  # unreachable still: the next round tries again
+            self.ensure_schema()
 
     # --- writing -------------------------------------------------------------------------
     def record(self, answered: Answered) -> None:
@@ -131,7 +141,14 @@ class PredictionStore:
             ))  # fmt: skip
         return rows
 
+    def ensure_schema(self) -> None:
+        """Apply the migrations once (at start, or on the writer's first contact after an outage at start)."""
+        if not self._migrated.is_set():
+            migrate(self.engine)
+            self._migrated.set()
+
     def _insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.ensure_schema()
         # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than the encryption.
         with self.engine.begin() as connection:
             connection.exec_driver_sql(self._insert_sql, list(rows))

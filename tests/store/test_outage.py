@@ -61,3 +61,31 @@ def test_rows_are_buffered_during_an_outage_and_caught_up_after(default_bundle: 
         assert failures > 0 and backlog == 60 and dropped == 0
         assert during == 30
         assert int(psql(url, "SELECT count(*) FROM predictions")) == 90
+
+
+@pytest.mark.slow
+def test_a_database_down_at_start_does_not_stop_the_service(default_bundle: Path, tmp_path: Path) -> None:
+    rows = records(20, seed=22)
+    with postgres_database("modelo_outage_start") as url:
+        proxy = TcpProxy(("127.0.0.1", 5432))  # not started: nothing listens there yet
+        through_proxy = url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+
+        async def scenario() -> tuple[int, float]:
+            async with running(store_settings(default_bundle, tmp_path, through_proxy)) as (_, clients):
+                statuses = [(await clients["client"].post("/predict", json=row)).status_code for row in rows]
+                assert statuses == [200] * 20
+                proxy.start()
+                deadline = time.monotonic() + 60
+                while True:
+                    metrics = (await clients["client"].get("/metrics")).text
+                    if _metric(metrics, "modelo_store_written_rows_total") == 20 or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                return len(statuses), _metric(metrics, "modelo_store_backlog_rows")
+
+        try:
+            answered, backlog = asyncio.run(scenario())
+        finally:
+            proxy.stop()
+        assert answered == 20 and backlog == 0
+        assert int(psql(url, "SELECT count(*) FROM predictions")) == 20
