@@ -29,8 +29,7 @@ predictions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("caller", String(128), nullable=True),
     Column("key_id", String(64), nullable=False),
-    Column("inputs", LargeBinary, nullable=False),
-    Column("outputs", LargeBinary, nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # AES-256-GCM of {"record", "id", "outputs"}
     Index("ix_predictions_id_hash_created", "id_hash", "created_at"),
     Index("ix_predictions_created", "created_at"),
 )

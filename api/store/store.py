@@ -31,11 +31,11 @@ _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 # The writer's inserts, in the driver's own parameter style (rows are tuples in this column order).
 INSERT_SQLITE = (
     "INSERT OR IGNORE INTO predictions (prediction_id, request_id, id_hash, model_version, created_at, caller, "
-    "key_id, inputs, outputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "key_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_POSTGRESQL = (
     "INSERT INTO predictions (prediction_id, request_id, id_hash, model_version, created_at, caller, "
-    "key_id, inputs, outputs) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (prediction_id) DO NOTHING"
+    "key_id, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (prediction_id) DO NOTHING"
 )
 
 
@@ -120,26 +120,26 @@ class PredictionStore:
         self.writer.submit(answered, len(answered.prediction_ids))
 
     def _rows(self, answered: Answered) -> list[tuple[Any, ...]]:
-        """Rows in the INSERT_* column order, encrypted (on the writer thread: ~25 µs a row, AES and JSON)."""
-        keys, encrypt, key_id = self.keys, self.keys.encrypt, self.keys.write_id
+        """Rows in the INSERT_* column order, encrypted (on the writer thread; ~10 µs a row, AES, JSON, SQL)."""
+        keys = self.keys
         probabilities = answered.probabilities.tolist() if answered.probabilities is not None else None
-        at = self._timestamp(answered.at)
-        ids = answered.ids
-        rows = []
+        ids, records, values, class_keys = answered.ids, answered.records, answered.values, answered.class_keys
+        plaintexts, contexts, hashes = [], [], []
         for index, prediction_id in enumerate(answered.prediction_ids):
-            outputs: dict[str, Any] = {"prediction": answered.values[index]}
+            outputs: dict[str, Any] = {"prediction": values[index]}
             if probabilities is not None:
-                outputs["probabilities"] = dict(zip(answered.class_keys, probabilities[index], strict=True))
+                outputs["probabilities"] = dict(zip(class_keys, probabilities[index], strict=True))
             customer = ids[index] if ids is not None else None
-            context = prediction_id.encode()
-            inputs = orjson.dumps({"record": answered.records[index], "id": customer}, option=_JSON)
-            rows.append((
-                prediction_id, answered.request_id,
-                keys.id_hash(str(customer)) if customer is not None else None,
-                answered.model_version, at, answered.caller, key_id,
-                encrypt(inputs, context), encrypt(orjson.dumps(outputs, option=_JSON), context),
-            ))  # fmt: skip
-        return rows
+            payload = {"record": records[index], "id": customer, "outputs": outputs}
+            plaintexts.append(orjson.dumps(payload, option=_JSON))
+            contexts.append(prediction_id.encode())
+            hashes.append(keys.id_hash(str(customer)) if customer is not None else None)
+        sealed = keys.encrypt_batch(plaintexts, contexts)
+        at, rid, version, caller, key_id = (
+            self._timestamp(answered.at), answered.request_id, answered.model_version, answered.caller, keys.write_id
+        )
+        pids = answered.prediction_ids
+        return [(pid, rid, hashes[i], version, at, caller, key_id, sealed[i]) for i, pid in enumerate(pids)]
 
     def ensure_schema(self) -> None:
         """Apply the migrations once (at start, or on the writer's first contact after an outage at start)."""
@@ -183,11 +183,10 @@ class PredictionStore:
 
     def _decrypted(self, row: Any) -> StoredPrediction:
         context = row["prediction_id"].encode()
-        inputs = orjson.loads(self.keys.decrypt(row["key_id"], row["inputs"], context))
-        outputs = orjson.loads(self.keys.decrypt(row["key_id"], row["outputs"], context))
+        payload = orjson.loads(self.keys.decrypt(row["key_id"], row["payload"], context))
         return StoredPrediction(
             row["prediction_id"], row["model_version"], _utc(row["created_at"]), row["request_id"], row["caller"],
-            inputs["record"], inputs["id"], outputs,
+            payload["record"], payload["id"], payload["outputs"],
         )  # fmt: skip
 
     def labels_of(self, prediction_ids: Iterable[str]) -> dict[str, list[StoredLabel]]:
@@ -234,7 +233,7 @@ class PredictionStore:
                 labels.c.key_id.label("label_key"),
                 labels.c.label,
                 predictions.c.key_id,
-                predictions.c.outputs,
+                predictions.c.payload,
             )
             .join(newest, labels.c.label_id == newest.c.label_id)
             .join(predictions, predictions.c.prediction_id == labels.c.prediction_id)
@@ -253,7 +252,7 @@ class PredictionStore:
         return [
             (
                 orjson.loads(keys.decrypt(row.label_key, row.label, _label_context(row.prediction_id))),
-                orjson.loads(keys.decrypt(row.key_id, row.outputs, row.prediction_id.encode())),
+                orjson.loads(keys.decrypt(row.key_id, row.payload, row.prediction_id.encode()))["outputs"],
             )
             for row in rows
         ]

@@ -28,8 +28,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("caller", sa.String(128), nullable=True),
         sa.Column("key_id", sa.String(64), nullable=False),
-        sa.Column("inputs", sa.LargeBinary, nullable=False),
-        sa.Column("outputs", sa.LargeBinary, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
     )
     op.create_index("ix_predictions_id_hash_created", "predictions", ["id_hash", "created_at"])
     op.create_index("ix_predictions_created", "predictions", ["created_at"])
