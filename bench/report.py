@@ -44,12 +44,23 @@ def load_table(measurements: list[dict[str, Any]]) -> str:
 
 def store_table(measurements: list[dict[str, Any]]) -> str:
     """The prediction store's cost: req/s with the default store on against the same service with it off."""
-    rate = {(m["bundle"], m["server"], m["scenario"]): m["requests_per_s"] for m in measurements}
-    lines = ["| bundle | scenario | store on req/s | store off req/s | on / off |", "|---|---|---:|---:|---:|"]
-    for (bundle, server, scenario), on in rate.items():
-        off = rate.get((bundle, SERVICE_STORE_OFF, scenario))
-        if server == SERVICE and off:
-            lines.append(f"| {bundle} | {scenario} | {_num(on, 1)} | {_num(off, 1)} | {on / off:.2f} |")
+    by = {(m["bundle"], m["server"], m["scenario"]): m for m in measurements}
+    lines = [
+        "| bundle | scenario | store on req/s | store off req/s | on / off "
+        "| server CPU µs/request on | off | off / on |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (bundle, server, scenario), on in by.items():
+        off = by.get((bundle, SERVICE_STORE_OFF, scenario))
+        if server != SERVICE or off is None or not off["requests_per_s"]:
+            continue
+        cpu_on, cpu_off = on.get("cpu_us_per_request"), off.get("cpu_us_per_request")
+        cpu_ratio = f"{cpu_off / cpu_on:.2f}" if cpu_on and cpu_off else "–"
+        lines.append(
+            f"| {bundle} | {scenario} | {_num(on['requests_per_s'], 1)} | {_num(off['requests_per_s'], 1)} "
+            f"| {on['requests_per_s'] / off['requests_per_s']:.2f} | {_num(cpu_on, 0)} | {_num(cpu_off, 0)} "
+            f"| {cpu_ratio} |"
+        )
     return "\n".join(lines)
 
 

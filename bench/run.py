@@ -171,12 +171,25 @@ class Bench:
                 if self.warmup > 0:
                     run_wrk(url, body, headers, scenario.connections, self.warmup, cpu=WRK_CPU)
                     self._settle(bundle, spec, url, bodies[1], headers)
+                cpu_before = server.cpu_seconds()
                 result = run_wrk(url, body, headers, scenario.connections, self.seconds, cpu=WRK_CPU)
                 self._settle(bundle, spec, url, bodies[1], headers)
+                cpu_after = server.cpu_seconds()
+                # Server CPU per answered request: far less sensitive to a busy machine than req/s.
+                cpu_us = (
+                    (cpu_after - cpu_before) / result.requests * 1e6
+                    if cpu_before is not None and cpu_after is not None and result.requests
+                    else None
+                )
                 row = {**record, "scenario": scenario.name, "rows": scenario.rows, "connections": scenario.connections}
                 row = {k: v for k, v in row.items() if k not in ("ready_seconds", "answers", "note")}
                 self.measurements.append(
-                    {**row, **result.to_dict(), "rows_per_s": result.requests_per_s * scenario.rows}
+                    {
+                        **row,
+                        **result.to_dict(),
+                        "rows_per_s": result.requests_per_s * scenario.rows,
+                        "cpu_us_per_request": cpu_us,
+                    }
                 )
                 print(
                     f"   {scenario.name:<14} {result.requests_per_s:9.1f} req/s  p50 {result.p50_ms or 0:8.2f} ms  "
