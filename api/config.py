@@ -52,8 +52,20 @@ class Settings(BaseSettings):
         "(default: the manifest's threshold, else the model's own predict, 0.5 for a Booster).",
     )
     max_batch_size: int = Field(1000, ge=1, description="Most records one request may carry.")
+    explain_max_rows: int = Field(
+        100,
+        ge=1,
+        description="Most records one POST /predict?explain=N may ask reasons for (beyond: 413); "
+        "attribution costs far more per row than a prediction.",
+    )
     id_field: str | None = Field(
         None, description="Input field echoed back as `id` in each prediction (e.g. customerID)."
+    )
+    model_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,128}$",
+        description="The model's name in the Open Inference Protocol (/v2/models/<name>); default: the "
+        "manifest's `name`, else the name of the folder the bundle is in.",
     )
     extra_fields: Literal["ignore", "forbid"] = Field(
         "ignore",
@@ -227,7 +239,9 @@ class Settings(BaseSettings):
             return {cls_.strip(): label.strip() for cls_, label in pairs}
         return value
 
-    @field_validator("model_version", "id_field", "rate_limit", "database_url", "store_keys", mode="before")
+    @field_validator(
+        "model_version", "model_name", "id_field", "rate_limit", "database_url", "store_keys", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

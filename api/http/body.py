@@ -21,10 +21,16 @@ from api.errors import (
 )
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The parsed body; 415 for a non-JSON content type, 413 past max_bytes, 400 for bad JSON."""
+async def read_json(request: Request, max_bytes: int, *, untyped_is_json: bool = False) -> Any:
+    """The parsed body; 415 for a non-JSON content type, 413 past max_bytes, 400 for bad JSON.
+
+    ``untyped_is_json``: a body without Content-Type is read as JSON (V2 clients such as
+    tritonclient send none).
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
+    if untyped_is_json and not content_type:
+        pass
+    elif content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaTypeError(f"expected Content-Type: application/json, got {content_type or 'none'}")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:

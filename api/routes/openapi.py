@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.model.loaded import LoadedModel
 from api.model.schema import ColumnSpec
-from api.routes import predict
+from api.routes import predict, v2
 
 _JSON_TYPES = {"number": "number", "integer": "integer", "string": "string", "boolean": "boolean"}
 
@@ -64,6 +64,32 @@ def _model_components(model: LoadedModel | None, max_batch: int) -> dict[str, An
             "prediction_id": {"type": "string", "description": "Send back with the true label to POST /feedback"},
             "id": {"description": "The ID_FIELD value of the record, when configured"},
             "warnings": {"type": "array", "items": {"type": "string"}},
+            "reasons": {
+                "type": "array",
+                "description": "With ?explain=N: the N input columns that moved the raw score most, largest first",
+                "items": {"$ref": "#/components/schemas/Reason"},
+            },
+            "base_value": {
+                "type": "number",
+                "description": "With ?explain=N: the raw score before any column's contribution "
+                "(base_value + every column's contribution = the raw score)",
+            },
+            "explained_class": {
+                "type": "string",
+                "description": "With ?explain=N, multiclass models: the class whose raw score the reasons explain",
+            },
+        },
+    }
+    reason = {
+        "type": "object",
+        "required": ["feature", "value", "contribution"],
+        "properties": {
+            "feature": {"type": "string", "description": "An original input column"},
+            "value": {"description": "The value the request sent for it"},
+            "contribution": {
+                "type": "number",
+                "description": "Signed share of the raw score: the sum over the column's encoded columns",
+            },
         },
     }
     return {
@@ -71,6 +97,7 @@ def _model_components(model: LoadedModel | None, max_batch: int) -> dict[str, An
         "Batch": batch,
         "PredictRequest": {"oneOf": [{"$ref": "#/components/schemas/Record"}, {"$ref": "#/components/schemas/Batch"}]},
         "PredictionRow": row,
+        "Reason": reason,
         "PredictResponse": {
             "oneOf": [
                 {
@@ -102,6 +129,12 @@ def install_openapi(app: FastAPI, current_model: Any, max_batch: int) -> None:
             document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             document.setdefault("components", {}).setdefault("schemas", {}).update(_model_components(model, max_batch))
             document["paths"] = {"/predict": {"post": copy.deepcopy(predict.OPERATION)}, **document["paths"]}
+            document["components"]["schemas"].update(copy.deepcopy(v2.COMPONENTS))
+            for path in (v2.INFER, v2.INFER_VERSION):
+                document["paths"][path] = {"post": v2.infer_operation(path)}
+            for path, operations in document["paths"].items():
+                if path.startswith(v2.INFER.split("{")[0]):  # string path parameters: FastAPI's 422 cannot happen
+                    operations.get("get", {}).get("responses", {}).pop("422", None)
             if model is not None:
                 body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
                 body["examples"] = {

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from api.errors import InvalidRecordsError, ServiceError
+from api.errors import InvalidRecordsError, ServiceError, TooManyRowsToExplainError
 from api.http.body import locate, read_json, split_records
 from api.http.respond import send_error
+from api.model.explain import RowExplanation, explain_records, requested_reasons
 from api.model.inference import Answer
 from api.observability.logging import add_request_fields, current_request_id
 from api.service import Service
@@ -24,8 +26,11 @@ async def _answer(request: Request) -> Response:
     # AuthMiddleware has already refused any caller without the `predict` scope.
     service: Service = request.app.state.service
     settings = service.settings
+    reasons = _reasons_asked(request)
     body = await read_json(request, settings.max_body_bytes)
     records, batch = split_records(body, max_batch=settings.max_batch_size)
+    if reasons is not None and len(records) > settings.explain_max_rows:
+        raise TooManyRowsToExplainError(len(records), settings.explain_max_rows)
     try:
         answer = await service.batcher.submit(records)  # validate → transform → predict (api/model/inference.py)
     except InvalidRecordsError as exc:
@@ -33,7 +38,33 @@ async def _answer(request: Request) -> Response:
     add_request_fields(model_version=answer.model.version, rows=answer.batch.size)
     service.record_answer(answer, records, caller=request.scope.get("state", {}).get("caller"),
                           request_id=current_request_id())  # fmt: skip
-    return Response(orjson.dumps(render(answer, batch=batch)), media_type="application/json")
+    rendered = render(answer, batch=batch)
+    if reasons is not None:
+        # The model object that answered explains: the same version even if a reload swapped it meanwhile.
+        why = await run_in_threadpool(explain_records, answer.model, records, reasons, answer.output.values)
+        add_reasons(rendered, why, batch=batch)
+    return Response(orjson.dumps(rendered), media_type="application/json")
+
+
+def _reasons_asked(request: Request) -> int | None:
+    """POST /predict?explain=N: how many reasons per row (None: no explanation, and no extra cost)."""
+    if not request.scope.get("query_string"):
+        return None
+    sent = request.query_params.getlist("explain")
+    return None if not sent else requested_reasons(sent[-1])
+
+
+def add_reasons(rendered: dict[str, Any], explained: list[RowExplanation], *, batch: bool) -> None:
+    """Each row's reasons and base value, beside its prediction."""
+    rows = rendered["predictions"] if batch else [rendered]
+    version = None if batch else rendered.pop("model_version")
+    for row, why in zip(rows, explained, strict=True):
+        row["reasons"] = [reason.to_dict() for reason in why.reasons]
+        row["base_value"] = why.base_value
+        if why.explained_class is not None:
+            row["explained_class"] = why.explained_class
+    if version is not None:
+        rendered["model_version"] = version  # last, as without explain
 
 
 def render(answer: Answer, *, batch: bool) -> dict[str, Any]:
@@ -83,6 +114,24 @@ OPERATION: dict[str, Any] = {
     "summary": 'Predict one record, or a batch as {"instances": [...]}',
     "operationId": "predict",
     "security": [{"ApiKey": []}, {"Bearer": []}],
+    "parameters": [
+        {
+            "name": "explain",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1},
+            "description": (
+                "Reason codes: add to each row the N original input columns with the largest absolute "
+                "contribution to the model's raw score (log-odds for LightGBM/XGBoost/gradient boosting, "
+                "the probability for forests and trees), as `reasons`, and its `base_value`. A column's "
+                "contribution is the sum over its encoded columns (every one-hot column of a category "
+                "column, for example); base_value + the contributions of all columns is the raw score. "
+                "N larger than the number of columns returns all of them. At most EXPLAIN_MAX_ROWS rows "
+                "per request (413 beyond); 422 if N is not a whole number >= 1; 400 if the model's kind "
+                "has no exact attribution. Probabilities are identical with and without explain."
+            ),
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
@@ -92,12 +141,12 @@ OPERATION: dict[str, Any] = {
             "description": "Predictions in request order",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}},
         },
-        "400": {"description": "Malformed JSON"},
+        "400": {"description": "Malformed JSON, or explain asked of a model that cannot explain itself"},
         "401": {"description": "Missing or invalid credentials"},
         "403": {"description": "Credentials lack the predict scope"},
-        "413": {"description": "Body or batch too large"},
+        "413": {"description": "Body or batch too large, or more rows than EXPLAIN_MAX_ROWS with explain"},
         "415": {"description": "Not application/json"},
-        "422": {"description": "A field is missing or has the wrong type or value"},
+        "422": {"description": "A field is missing or has the wrong type or value, or explain is not an integer >= 1"},
         "503": {"description": "No model loaded, or overloaded"},
     },
 }

@@ -279,3 +279,19 @@ def test_retention_prunes_old_predictions_and_their_labels(default_bundle: Path,
         return deleted, left, left_labels
 
     assert asyncio.run(scenario()) == (3, 2, 2)
+
+
+def test_open_inference_protocol_answers_are_stored_too(default_bundle: Path, tmp_path: Path) -> None:
+    from bench.payloads import v2_body
+
+    rows = records(3, seed=31)
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        async with running(store_settings(default_bundle, tmp_path, None, model_name="churn")) as (_, clients):
+            answer = await clients["client"].post("/v2/models/churn/infer", json=v2_body(rows))
+            audit = (await clients["admin"].get("/predictions", params={"id": rows[1]["customerID"]})).json()
+        return answer.status_code, audit
+
+    status, audit = asyncio.run(scenario())
+    assert status == 200 and audit["count"] == 1
+    assert audit["predictions"][0]["inputs"]["customerID"] == rows[1]["customerID"]
