@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: help venv run test test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
+.PHONY: help venv run migrate test test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,6 +23,9 @@ run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://
 	  echo "No credentials configured: the service generates an API key and prints it once below ('generated an API key'); set API_KEYS=name:key to choose one."
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
 	  MODEL_DIR="$(MODEL_DIR)" APP_PORT="$(APP_PORT)" exec "$$env_dir/bin/python" -m api
+
+migrate:  ## Bring the prediction store's schema (DATABASE_URL, default the SQLite file in DATA_DIR) to the newest migration
+	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && "$$env_dir/bin/python" -m api.store.migrate
 
 test: venv  ## Run the whole suite (default stack, then the real bundle's scikit-learn 1.1.3 stack)
 	$(BIN)/python -m pytest

@@ -196,6 +196,53 @@ class Settings(BaseSettings):
     feedback_ttl_seconds: float = Field(7 * 24 * 3600.0, gt=0, description="How long a prediction id accepts a label.")
     performance_window: int = Field(5000, ge=1, description="Most recent labelled predictions used for live accuracy.")
 
+    # --- prediction store ---------------------------------------------------------------
+    prediction_store: bool = Field(
+        True, description="Keep every answered prediction in the store (`off` disables it: memory-only feedback)."
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="The store's database: `postgresql://user:pass@host/db` (psycopg 3) shared by replicas; "
+        "default an embedded SQLite file in DATA_DIR (`sqlite:///path` also works).",
+    )
+    data_dir: Path = Field(Path("data"), description="Directory of the embedded store and its generated key.")
+    store_keys: SecretStr | None = Field(
+        None,
+        description="Store encryption keys, comma-separated `id:base64key` (32 bytes each): the first encrypts, "
+        "all decrypt (rotation). Without keys a key is generated into DATA_DIR (protects a copy of the "
+        "database alone).",
+    )
+    store_keys_file: Path | None = Field(None, description="File of `id:base64key` lines (same rules as STORE_KEYS).")
+    store_flush_ms: float = Field(
+        200.0, gt=0, description="Longest an answered prediction waits in memory before it is written (durability)."
+    )
+    store_buffer_rows: int = Field(
+        100_000,
+        ge=1,
+        description="Most rows kept in memory while the database is unreachable; beyond it the oldest are "
+        "dropped (counted in modelo_store_dropped_rows_total).",
+    )
+    store_retention_days: float | None = Field(
+        None, gt=0, description="Delete predictions (and their labels) older than this many days (default: keep)."
+    )
+    store_shutdown_seconds: float = Field(
+        15.0, gt=0, description="Longest a graceful stop waits to write the buffered rows."
+    )
+    labels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Original target labels per model class, `0:No,1:Yes`: feedback may use them (default: the "
+        "manifest's recorded mapping).",
+    )
+    drift_fleet_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="With a shared DATABASE_URL, /monitoring/drift covers every replica's rows of the last this "
+        "many minutes (each replica adds its drift counts to the store every DRIFT_INTERVAL_SECONDS).",
+    )
+    drift_min_rows: int = Field(
+        200, ge=1, description="Fewest rows a drift window needs before PSI is reported (else: insufficient data)."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:
@@ -213,7 +260,23 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("model_version", "model_name", "id_field", "rate_limit", mode="before")
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_pairs(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().startswith("{"):
+            import json
+
+            return json.loads(value)
+        if isinstance(value, str):
+            pairs = [part.split(":", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("LABELS must be `class:label` pairs, e.g. 0:No,1:Yes")
+            return {cls_.strip(): label.strip() for cls_, label in pairs}
+        return value
+
+    @field_validator(
+        "model_version", "model_name", "id_field", "rate_limit", "database_url", "store_keys", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

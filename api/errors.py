@@ -373,6 +373,31 @@ class UnknownVersionError(NotFoundError):
     title = "Unknown model version"
 
 
+# --- the prediction store --------------------------------------------------------------------
+
+
+class StoreError(ServiceError):
+    """The prediction store cannot answer (database unreachable, or its keys refuse a row)."""
+
+    status_code = 503
+    code = "store_unavailable"
+    title = "Prediction store unavailable"
+
+
+class StoreKeyError(StoreError):
+    """The configured store keys cannot be used, or a row was written with a key not configured."""
+
+    status_code = 500
+    code = "store_key_error"
+    title = "Prediction store key error"
+
+
+class StoreDisabledError(ServiceError):
+    """The route needs the prediction store, and PREDICTION_STORE=off."""
+
+    status_code = 404
+    code = "store_disabled"
+    title = "Prediction store disabled"
 class UnknownModelError(NotFoundError):
     """A /v2 request names a model this server does not serve (MODEL_NAME)."""
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 SERVICE, BASELINE, MLSERVER = "service", "baseline", "mlserver"
+SERVICE_STORE_OFF = "service-store-off"
 SERVICE_V2 = "service-v2"  # the same process as SERVICE, over the Open Inference Protocol
 SERVER_LABELS = {
     SERVICE: "this service",
+    SERVICE_STORE_OFF: "this service, PREDICTION_STORE=off",
     SERVICE_V2: "this service, V2 infer",
     BASELINE: "tutorial baseline",
     MLSERVER: "MLServer (adaptive batching)",
@@ -65,6 +67,28 @@ def explain_table(measurements: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def store_table(measurements: list[dict[str, Any]]) -> str:
+    """The prediction store's cost: req/s with the default store on against the same service with it off."""
+    by = {(m["bundle"], m["server"], m["scenario"]): m for m in measurements}
+    lines = [
+        "| bundle | scenario | store on req/s | store off req/s | on / off "
+        "| server CPU µs/request on | off | off / on |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (bundle, server, scenario), on in by.items():
+        off = by.get((bundle, SERVICE_STORE_OFF, scenario))
+        if server != SERVICE or off is None or not off["requests_per_s"]:
+            continue
+        cpu_on, cpu_off = on.get("cpu_us_per_request"), off.get("cpu_us_per_request")
+        cpu_ratio = f"{cpu_off / cpu_on:.2f}" if cpu_on and cpu_off else "–"
+        lines.append(
+            f"| {bundle} | {scenario} | {_num(on['requests_per_s'], 1)} | {_num(off['requests_per_s'], 1)} "
+            f"| {on['requests_per_s'] / off['requests_per_s']:.2f} | {_num(cpu_on, 0)} | {_num(cpu_off, 0)} "
+            f"| {cpu_ratio} |"
+        )
+    return "\n".join(lines)
+
+
 def servers_table(servers: list[dict[str, Any]]) -> str:
     lines = [
         "| bundle | server | start → ready s | RSS after run MiB | same P(positive) as the service | notes |",
@@ -97,6 +121,9 @@ def render(results: dict[str, Any]) -> str:
         f"whole run {results['elapsed_seconds']:.0f} s.",
         "",
         load_table(results["measurements"]),
+        "",
+        "## The prediction store's cost (default SQLite store on vs off, same run)",
+        store_table(results["measurements"]),
         "",
         "## Reason codes (this service, same run)",
         explain_table(results["measurements"]),

@@ -33,7 +33,7 @@ from typing import Any
 from bench import connections, payloads
 from bench.loadgen import cpu_prefix, run_wrk, wrk_available
 from bench.mlserver_setup import MODEL_NAME, prepare
-from bench.report import BASELINE, MLSERVER, SERVICE, SERVICE_V2, render
+from bench.report import BASELINE, MLSERVER, SERVICE, SERVICE_STORE_OFF, SERVICE_V2, render
 from bench.servers import RunningServer, ServerSpec, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,8 @@ class Bench:
         print(f"WARNING: {message}", flush=True)
 
     # --- servers -------------------------------------------------------------------------
-    def service_spec(self, bundle: Bundle) -> ServerSpec:
+    def service_spec(self, bundle: Bundle, *, store: bool = True) -> ServerSpec:
+        """The service as deployed by default (the embedded store on, in a fresh DATA_DIR), or with the store off."""
         port = free_port()
         env = {
             "MODEL_DIR": str(bundle.directory),
@@ -140,8 +141,11 @@ class Bench:
             "API_KEYS": f"bench:{self.api_key}",
             "LOG_LEVEL": "WARNING",
             "MODEL_NAME": MODEL_NAME,  # its V2 name: the one MLServer serves under
+            "DATA_DIR": str(self.work / f"data-{bundle.name}-{port}"),
+            "PREDICTION_STORE": "on" if store else "off",
         }
-        return ServerSpec(SERVICE, [str(bundle.python), "-m", "api"], port, "/ready", env, ROOT)
+        name = SERVICE if store else SERVICE_STORE_OFF
+        return ServerSpec(name, [str(bundle.python), "-m", "api"], port, "/ready", env, ROOT)
 
     def baseline_spec(self, bundle: Bundle) -> ServerSpec:
         port = free_port()
@@ -165,7 +169,7 @@ class Bench:
         self.servers.append(record)
         with RunningServer(spec, log, SERVER_CPU) as server:
             record["ready_seconds"] = server.wait_ready()
-            headers = {"X-API-Key": self.api_key} if spec.name == SERVICE else {}
+            headers = {"X-API-Key": self.api_key} if spec.name in (SERVICE, SERVICE_STORE_OFF) else {}
             if spec.name == SERVICE:
                 reference = self._reference(bundle, spec, headers)
                 record["note"] = f"preprocessing: {reference.preprocessing}"
@@ -173,14 +177,14 @@ class Bench:
             path, bodies = self._bodies(bundle, spec.name, reference)
             record["answers"] = self._check(bundle, spec, path, headers, reference)
             own = SCENARIOS + (EXPLAIN_SCENARIOS if spec.name == SERVICE else ())
-            self._load(bundle, spec, spec.name, path, bodies, own, headers)
+            self._load(server, bundle, spec, spec.name, path, bodies, own, headers)
             if spec.name == SERVICE:
                 v2 = {"bundle": bundle.name, "server": SERVICE_V2, "note": "the same process, after /predict"}
                 self.servers.append(v2)
                 print(f"== {bundle.name} / {SERVICE_V2}", flush=True)
                 path, bodies = self._bodies(bundle, SERVICE_V2, reference)
                 v2["answers"] = self._check(bundle, spec, path, headers, reference, kind=SERVICE_V2)
-                self._load(bundle, spec, SERVICE_V2, path, bodies, V2_SCENARIOS, headers)
+                self._load(server, bundle, spec, SERVICE_V2, path, bodies, V2_SCENARIOS, headers)
             record["rss_mb"] = server.rss_mb()
         print(
             f"   ready after {record['ready_seconds']:.2f} s; RSS after run {record['rss_mb'] or 0:.0f} MiB", flush=True
@@ -189,6 +193,7 @@ class Bench:
 
     def _load(
         self,
+        server: RunningServer,
         bundle: Bundle,
         spec: ServerSpec,
         kind: str,
@@ -204,10 +209,18 @@ class Bench:
             if self.warmup > 0:
                 run_wrk(url, body, headers, scenario.connections, self.warmup, cpu=WRK_CPU)
                 self._settle(bundle, spec, url, bodies[1], headers)
+            cpu_before = server.cpu_seconds()
             result = run_wrk(url, body, headers, scenario.connections, self.seconds, cpu=WRK_CPU)
             self._settle(bundle, spec, url, bodies[1], headers)
+            cpu_after = server.cpu_seconds()
+            # Server CPU per answered request: far less sensitive to a busy machine than req/s.
+            cpu_us = (
+                (cpu_after - cpu_before) / result.requests * 1e6
+                if cpu_before is not None and cpu_after is not None and result.requests
+                else None
+            )
             row: dict[str, Any] = {"bundle": bundle.name, "server": kind, "scenario": scenario.name}
-            row |= {"rows": scenario.rows, "connections": scenario.connections}
+            row |= {"rows": scenario.rows, "connections": scenario.connections, "cpu_us_per_request": cpu_us}
             self.measurements.append({**row, **result.to_dict(), "rows_per_s": result.requests_per_s * scenario.rows})
             print(
                 f"   {scenario.name:<14} {result.requests_per_s:9.1f} req/s  p50 {result.p50_ms or 0:8.2f} ms  "
@@ -295,6 +308,7 @@ class Bench:
 
 _BUILDERS = {
     SERVICE: payloads.service_body,
+    SERVICE_STORE_OFF: payloads.service_body,
     BASELINE: payloads.service_body,
     MLSERVER: payloads.mlserver_body,
     SERVICE_V2: payloads.v2_body,
@@ -328,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                     bundle.directory, body, bench.api_key, seconds, work, root=ROOT, cpus=(SERVER_CPU, WRK_CPU)
                 )
                 bench.guard_floor = connections.protocol_floor(rounds=3 if seconds < 5 else 9)
+            bench.run_server(bundle, bench.service_spec(bundle, store=False), reference)
             bench.run_server(bundle, bench.baseline_spec(bundle), reference)
             if with_mlserver:
                 try:

@@ -40,7 +40,7 @@ from api.observability.array_histogram import ArrayHistogram
 Phase = Literal["validation", "queue_wait", "preprocessing", "prediction", "explanation"]
 LoadTrigger = Literal["startup", "reload", "activate", "rollback", "fleet"]
 LOAD_TRIGGERS: Final[tuple[LoadTrigger, ...]] = ("startup", "reload", "activate", "rollback", "fleet")
-FeedbackOutcome = Literal["accepted", "unknown", "expired", "duplicate"]
+FeedbackOutcome = Literal["accepted", "unknown", "expired", "duplicate", "corrected"]
 
 # "explanation": reason codes (POST /predict?explain=N), observed only for requests that ask for them.
 PHASES: Final[tuple[Phase, ...]] = ("validation", "queue_wait", "preprocessing", "prediction", "explanation")
@@ -239,8 +239,25 @@ class ServiceMetrics:
             "modelo_live_labelled", "Labelled predictions behind the live performance.", registry=r
         )
         self.feedback = Counter("modelo_feedback", "Feedback labels received.", ("outcome",), registry=r)
-        for fb in ("accepted", "unknown", "expired", "duplicate"):
+        for fb in ("accepted", "unknown", "expired", "duplicate", "corrected"):
             self.feedback.labels(fb)
+
+        # --- prediction store (per replica: each replica's own writer; sum across replicas) -----
+        self.store_backlog = Gauge(
+            "modelo_store_backlog_rows", "Answered predictions buffered in memory, not yet written to the store.",
+            registry=r,
+        )  # fmt: skip
+        self.store_written = Counter("modelo_store_written_rows", "Prediction rows written to the store.", registry=r)
+        self.store_dropped = Counter(
+            "modelo_store_dropped_rows",
+            "Prediction rows dropped because the store buffer was full (database unreachable too long).",
+            registry=r,
+        )
+        self.store_failures = Counter("modelo_store_write_failures", "Failed store writes (retried).", registry=r)
+        self.store_write_seconds = Histogram(
+            "modelo_store_write_seconds", "Time to write one batch of rows to the store.", buckets=LATENCY_BUCKETS,
+            registry=r,
+        )  # fmt: skip
         for gauge in (self.prediction_psi, *self.live.values()):
             gauge.set(float("nan"))
 
@@ -435,6 +452,24 @@ class ServiceMetrics:
     def observe_feedback(self, outcome: FeedbackOutcome, count: int = 1) -> None:
         """Count feedback labels by what became of them."""
         self.feedback.labels(outcome).inc(count)
+
+    # --- prediction store ------------------------------------------------------------
+    def set_store_backlog(self, rows: int) -> None:
+        """Rows waiting in memory for the store."""
+        self.store_backlog.set(rows)
+
+    def observe_store_written(self, rows: int, seconds: float) -> None:
+        """A batch reached the store."""
+        self.store_written.inc(rows)
+        self.store_write_seconds.observe(seconds)
+
+    def observe_store_failure(self) -> None:
+        """A store write failed (it is retried)."""
+        self.store_failures.inc()
+
+    def observe_store_dropped(self, rows: int) -> None:
+        """Rows given up because the buffer was full."""
+        self.store_dropped.inc(rows)
 
     # --- exposition -----------------------------------------------------------------
     def render(self, accept: str | None = None) -> tuple[bytes, str]:

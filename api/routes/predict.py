@@ -17,7 +17,7 @@ from api.http.body import locate, read_json, split_records
 from api.http.respond import send_error
 from api.model.explain import RowExplanation, explain_records, requested_reasons
 from api.model.inference import Answer
-from api.observability.logging import add_request_fields
+from api.observability.logging import add_request_fields, current_request_id
 from api.service import Service
 
 PATH = "/predict"
@@ -37,6 +37,8 @@ async def _answer(request: Request) -> Response:
     except InvalidRecordsError as exc:
         raise locate(exc, batch=batch) from None
     add_request_fields(model_version=answer.model.version, rows=answer.batch.size)
+    service.record_answer(answer, records, caller=request.scope.get("state", {}).get("caller"),
+                          request_id=current_request_id())  # fmt: skip
     rendered = render(answer, batch=batch)
     if reasons is not None:
         # The model object that answered explains: the same version even if a reload swapped it meanwhile.

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.errors import InvalidRecordsError, ServiceError, UnknownVersionError
 from api.http.body import read_json
 from api.http.respond import send_error
-from api.observability.logging import add_request_fields
+from api.observability.logging import add_request_fields, current_request_id
 from api.protocol import v2
 from api.routes.v2.metadata import served
 from api.service import Service
@@ -40,6 +40,8 @@ async def _infer(request: Request) -> Response:
     if version is not None and answer.model.version != version:
         raise UnknownVersionError(f"version '{version}' stopped being served during the request; retry")
     add_request_fields(model_version=answer.model.version, rows=answer.batch.size)
+    service.record_answer(answer, parsed.records, caller=request.scope.get("state", {}).get("caller"),
+                          request_id=current_request_id())  # fmt: skip
     return Response(orjson.dumps(v2.render(answer, parsed, name)), media_type="application/json")
 
 
