@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from functools import partial
 
 import jwt
@@ -22,7 +23,11 @@ KEY = "k" * 43
 BUDGET_US = 100.0
 
 
+REACHED = [0]  # requests that got through every layer to the inner app
+
+
 async def bare(scope: Scope, receive: Receive, send: Send) -> None:
+    REACHED[0] += 1
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": b"{}"})
 
@@ -49,31 +54,46 @@ def stack(rate_limit: bool) -> ASGIApp:
     return Gateway(app, metrics=metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
 
 
-async def per_request_us(app: ASGIApp, credential: tuple[bytes, bytes], n: int = 5000) -> float:
+async def per_request_us(app: ASGIApp, credential: tuple[bytes, bytes], n: int = 2000) -> float:
+    """Microseconds per request through `app`; every answer must be the inner app's 200."""
     headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", b"300"), credential]
+    statuses: Counter[int] = Counter()
 
     async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(_: Message) -> None:
-        return None
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses[message["status"]] += 1
 
+    reached = REACHED[0]
+    started = time.perf_counter()
+    for _ in range(n):
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/predict",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "scheme": "http",
+            "state": {},
+        }
+        await app(scope, receive, send)
+    elapsed = (time.perf_counter() - started) / n * 1e6
+    # A refusal (401, 429, 413 …) is cheap: timing it would hide a slow accepted path.
+    assert statuses == {200: n}, dict(statuses)
+    assert REACHED[0] - reached == n
+    return elapsed
+
+
+async def overhead_us(layers: ASGIApp, credential: tuple[bytes, bytes], rounds: int = 7) -> float:
+    """Cost of the layers per request: bare and layered runs interleaved, so both see the same load;
+    the quietest round counts (a busy neighbour only ever adds time)."""
     best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(n):
-            scope = {
-                "type": "http",
-                "method": "POST",
-                "path": "/predict",
-                "root_path": "",
-                "headers": headers,
-                "client": ("127.0.0.1", 1),
-                "scheme": "http",
-                "state": {},
-            }
-            await app(scope, receive, send)
-        best = min(best, (time.perf_counter() - started) / n * 1e6)
+    for _ in range(rounds):
+        layered = await per_request_us(layers, credential)
+        best = min(best, layered - await per_request_us(bare, credential))
     return best
 
 
@@ -91,7 +111,18 @@ def _token() -> bytes:
     ],
 )
 def test_overhead_per_request(rate_limit: bool, credential: tuple[bytes, bytes]) -> None:
-    overhead = asyncio.run(per_request_us(stack(rate_limit), credential)) - asyncio.run(
-        per_request_us(bare, credential)
-    )
-    assert overhead < BUDGET_US, f"{overhead:.1f} µs per request"
+    layers = stack(rate_limit)
+    # A real regression (per-request setup, O(body) work) is slow in every attempt; a loaded
+    # machine is slow in some. Up to three attempts, each already the best of seven rounds.
+    attempts = []
+    for _ in range(3):
+        attempts.append(asyncio.run(overhead_us(layers, credential)))
+        if attempts[-1] < BUDGET_US:
+            break
+    assert min(attempts) < BUDGET_US, f"{[round(a, 1) for a in attempts]} µs per request"
+
+
+def test_a_refused_request_is_not_timed_as_served() -> None:
+    # The timing above would be meaningless if the layers answered 401 before the inner app.
+    with pytest.raises(AssertionError, match="401"):
+        asyncio.run(per_request_us(stack(rate_limit=False), (b"x-api-key", b"wrong-key-0123456789"), n=10))
