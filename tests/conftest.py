@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.live_server import DEMO_BUNDLE, ROOT, LiveServer, live_server
 
-pytest_plugins = ["tests.support.fitted", "tests.support.credentials"]
+pytest_plugins = ["tests.support.fitted", "tests.support.credentials", "tests.support.in_process"]
 
 SHARED = ROOT.parent / "shared"
 REAL_MODEL = SHARED / "real-model"

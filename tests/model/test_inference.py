@@ -1,0 +1,73 @@
+"""infer(): requests coalesced into one model call each get their own rows back — ids, probabilities, order."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.in_process import offline_probabilities, served
+
+
+def _records(count: int, offset: int = 0) -> list[dict[str, Any]]:
+    """Every record different (its own id, its own numbers), so a swapped answer cannot look right."""
+    plans, regions = ["basic", "plus", "pro"], ["north", "south"]
+    return [
+        {
+            "cid": f"customer-{offset + i:04d}",
+            "plan": plans[i % 3],
+            "region": regions[(i // 3) % 2],
+            "tenure": float((7 * i + offset) % 72),
+            "charges": 10.0 + 1.25 * i,
+        }
+        for i in range(count)
+    ]
+
+
+async def _calls(client: httpx.AsyncClient) -> tuple[float, float]:
+    text = (await client.get("/metrics")).text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    return samples["modelo_model_call_rows_count"], samples["modelo_request_rows_count"]
+
+
+def _probabilities(prediction: dict[str, Any]) -> list[float]:
+    return [prediction["probabilities"]["0"], prediction["probabilities"]["1"]]
+
+
+def test_coalesced_requests_get_their_own_id_and_row(strict_bundle: tuple[Path, Any]) -> None:
+    directory, fitted = strict_bundle
+    singles = _records(96)
+    batches = [_records(3, offset=1000 + 10 * i) for i in range(16)]  # requests of several rows, coalesced too
+
+    async def run() -> tuple[list[httpx.Response], list[httpx.Response], float, float]:
+        async with served(model_dir=directory, id_field="cid", batch_max_rows=64) as client:
+            assert "coalesces" in (await client.get("/model")).json()["micro_batching"]
+            calls_before, requests_before = await _calls(client)
+            answers = await asyncio.gather(
+                *(client.post("/predict", json=r) for r in singles),
+                *(client.post("/predict", json={"instances": b}) for b in batches),
+            )
+            calls_after, requests_after = await _calls(client)
+        return (list(answers[: len(singles)]), list(answers[len(singles) :]),
+                calls_after - calls_before, requests_after - requests_before)
+
+    single_answers, batch_answers, calls, requests = asyncio.run(run())
+    assert requests == len(singles) + len(batches)
+    assert calls < requests, "no request was coalesced: this test would prove nothing"
+    expected = offline_probabilities(fitted, singles)
+    for record, response, offline in zip(singles, single_answers, expected, strict=True):
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["id"] == record["cid"]
+        assert _probabilities(answer) == offline, record["cid"]
+    for rows, response in zip(batches, batch_answers, strict=True):
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert [p["id"] for p in predictions] == [r["cid"] for r in rows]
+        assert [_probabilities(p) for p in predictions] == offline_probabilities(fitted, rows)
+    prediction_ids = [r.json()["prediction_id"] for r in single_answers]
+    prediction_ids += [p["prediction_id"] for r in batch_answers for p in r.json()["predictions"]]
+    assert len(set(prediction_ids)) == len(prediction_ids) == len(singles) + 3 * len(batches)
