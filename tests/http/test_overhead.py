@@ -1,4 +1,4 @@
-"""What the request layers in front of /predict cost per request, in process (measured ~20-30 µs on a CI core)."""
+"""What the request layers in front of /predict cost per request, in process (~20-30 µs of CPU on a CI core)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from api.observability.metrics import ServiceMetrics
 SECRET = "s" * 48
 KEY = "k" * 43
 # Generous: the point is to catch an accidental O(body) or per-request setup, not to benchmark.
-BUDGET_US = 100.0
+BUDGET_US = 100.0  # CPU time of this thread
+WALL_BUDGET_US = 1000.0  # wall time: catches a blocking call (sleep, file read) that costs no CPU
 
 
 REACHED = [0]  # requests that got through every layer to the inner app
@@ -54,8 +55,12 @@ def stack(rate_limit: bool) -> ASGIApp:
     return Gateway(app, metrics=metrics, docs_paths=DOCS_PATHS, static_prefix=STATIC_DOCS_PREFIX)
 
 
-async def per_request_us(app: ASGIApp, credential: tuple[bytes, bytes], n: int = 2000) -> float:
-    """Microseconds per request through `app`; every answer must be the inner app's 200."""
+async def per_request_us(app: ASGIApp, credential: tuple[bytes, bytes], n: int = 2000) -> tuple[float, float]:
+    """CPU and wall microseconds per request through `app`; every answer must be the inner app's 200.
+
+    Thread CPU time, not wall time: on a loaded machine this thread waits for a core (wall time
+    grew 10x at load 8 on 2 cores) but the layers do no more work, so a budget on CPU time holds.
+    """
     headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", b"300"), credential]
     statuses: Counter[int] = Counter()
 
@@ -67,7 +72,7 @@ async def per_request_us(app: ASGIApp, credential: tuple[bytes, bytes], n: int =
             statuses[message["status"]] += 1
 
     reached = REACHED[0]
-    started = time.perf_counter()
+    started, wall = time.thread_time(), time.perf_counter()
     for _ in range(n):
         scope = {
             "type": "http",
@@ -80,21 +85,22 @@ async def per_request_us(app: ASGIApp, credential: tuple[bytes, bytes], n: int =
             "state": {},
         }
         await app(scope, receive, send)
-    elapsed = (time.perf_counter() - started) / n * 1e6
+    elapsed = (time.thread_time() - started) / n * 1e6, (time.perf_counter() - wall) / n * 1e6
     # A refusal (401, 429, 413 …) is cheap: timing it would hide a slow accepted path.
     assert statuses == {200: n}, dict(statuses)
     assert REACHED[0] - reached == n
     return elapsed
 
 
-async def overhead_us(layers: ASGIApp, credential: tuple[bytes, bytes], rounds: int = 7) -> float:
-    """Cost of the layers per request: bare and layered runs interleaved, so both see the same load;
-    the quietest round counts (a busy neighbour only ever adds time)."""
-    best = float("inf")
+async def overhead_us(layers: ASGIApp, credential: tuple[bytes, bytes], rounds: int = 7) -> tuple[float, float]:
+    """Cost of the layers per request: bare and layered runs interleaved, so both see the same
+    machine; the quietest round counts (cache misses after a context switch only ever add time)."""
+    cpu = wall = float("inf")
     for _ in range(rounds):
-        layered = await per_request_us(layers, credential)
-        best = min(best, layered - await per_request_us(bare, credential))
-    return best
+        layered_cpu, layered_wall = await per_request_us(layers, credential)
+        bare_cpu, bare_wall = await per_request_us(bare, credential)
+        cpu, wall = min(cpu, layered_cpu - bare_cpu), min(wall, layered_wall - bare_wall)
+    return cpu, wall
 
 
 def _token() -> bytes:
@@ -114,12 +120,14 @@ def test_overhead_per_request(rate_limit: bool, credential: tuple[bytes, bytes])
     layers = stack(rate_limit)
     # A real regression (per-request setup, O(body) work) is slow in every attempt; a loaded
     # machine is slow in some. Up to three attempts, each already the best of seven rounds.
-    attempts = []
+    attempts: list[tuple[float, float]] = []
     for _ in range(3):
         attempts.append(asyncio.run(overhead_us(layers, credential)))
-        if attempts[-1] < BUDGET_US:
+        if attempts[-1][0] < BUDGET_US and attempts[-1][1] < WALL_BUDGET_US:
             break
-    assert min(attempts) < BUDGET_US, f"{[round(a, 1) for a in attempts]} µs per request"
+    shown = [f"{cpu:.1f} µs CPU, {wall:.1f} µs wall" for cpu, wall in attempts]
+    assert min(cpu for cpu, _ in attempts) < BUDGET_US, shown
+    assert min(wall for _, wall in attempts) < WALL_BUDGET_US, shown
 
 
 def test_a_refused_request_is_not_timed_as_served() -> None:
