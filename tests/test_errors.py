@@ -32,31 +32,33 @@ from api.errors import (
 )
 
 ERRORS = [
-    pytest.param(MalformedRequestError("bad json"), 400, "malformed_request", {}, id="malformed"),
-    pytest.param(InvalidInputError("bad field"), 422, "invalid_input", {}, id="invalid-input"),
-    pytest.param(PayloadTooLargeError("too big"), 413, "payload_too_large", {}, id="too-large"),
-    pytest.param(UnauthorizedError("who?", token_sent=False), 401, "unauthorized",
+    pytest.param(MalformedRequestError("bad json"), 400, "malformed_request", "bad json", {}, id="malformed"),
+    pytest.param(InvalidInputError("bad field"), 422, "invalid_input", "bad field", {}, id="invalid-input"),
+    pytest.param(PayloadTooLargeError("too big"), 413, "payload_too_large", "too big", {}, id="too-large"),
+    pytest.param(UnauthorizedError("who?", token_sent=False), 401, "unauthorized", "who?",
                  {"www-authenticate": REALM}, id="unauthorized-no-token"),
-    pytest.param(UnauthorizedError("who?", token_sent=True), 401, "unauthorized",
+    pytest.param(UnauthorizedError("who?", token_sent=True), 401, "unauthorized", "who?",
                  {"www-authenticate": f'{REALM}, error="invalid_token"'}, id="unauthorized-bad-token"),
-    pytest.param(ForbiddenError("admin"), 403, "forbidden",
+    pytest.param(ForbiddenError("admin"), 403, "forbidden", "these credentials lack the 'admin' scope",
                  {"www-authenticate": f'{REALM}, error="insufficient_scope", scope="admin"'}, id="forbidden"),
-    pytest.param(RateLimitedError("slow down", retry_after_seconds=7), 429, "rate_limited",
+    pytest.param(RateLimitedError("slow down", retry_after_seconds=7), 429, "rate_limited", "slow down",
                  {"retry-after": "7"}, id="rate-limited"),
-    pytest.param(NotReadyError("loading"), 503, "not_ready", {"retry-after": "1"}, id="not-ready"),
-    pytest.param(OverloadedError("queue full", retry_after_seconds=2), 503, "overloaded",
+    pytest.param(NotReadyError("loading"), 503, "not_ready", "loading", {"retry-after": "1"}, id="not-ready"),
+    pytest.param(OverloadedError("queue full", retry_after_seconds=2), 503, "overloaded", "queue full",
                  {"retry-after": "2"}, id="overloaded"),
-    pytest.param(ActivationInProgressError("busy"), 409, "activation_in_progress", {"retry-after": "1"},
+    pytest.param(ActivationInProgressError("busy"), 409, "activation_in_progress", "busy", {"retry-after": "1"},
                  id="activation-in-progress"),
-    pytest.param(RequestTimeoutError("late"), 504, "timeout", {}, id="timeout"),
-    pytest.param(ArtifactError("broken"), 500, "artifact_error", {}, id="artifact"),
-    pytest.param(UnsafeArtifactError("evil"), 500, "unsafe_artifact", {}, id="unsafe-artifact"),
-    pytest.param(InternalError(), 500, "internal_error", {}, id="internal"),
+    pytest.param(RequestTimeoutError("late"), 504, "timeout", "late", {}, id="timeout"),
+    pytest.param(ArtifactError("broken"), 500, "artifact_error", "broken", {}, id="artifact"),
+    pytest.param(UnsafeArtifactError("evil"), 500, "unsafe_artifact", "evil", {}, id="unsafe-artifact"),
+    pytest.param(InternalError(), 500, "internal_error", "internal server error", {}, id="internal"),
 ]
 
 
-@pytest.mark.parametrize(("error", "status", "code", "extra_headers"), ERRORS)
-def test_rendered_error(error: ServiceError, status: int, code: str, extra_headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(("error", "status", "code", "message", "extra_headers"), ERRORS)
+def test_rendered_error(
+    error: ServiceError, status: int, code: str, message: str, extra_headers: dict[str, str]
+) -> None:
     rendered = render_error(error)
     headers = {name.decode(): value.decode() for name, value in rendered.headers}
     assert rendered.status == status
@@ -64,13 +66,14 @@ def test_rendered_error(error: ServiceError, status: int, code: str, extra_heade
                        **extra_headers}
     body = json.loads(rendered.body)
     assert body == {
-        "error": {"code": code, "message": error.message},
+        "error": {"code": code, "message": message},
         "type": f"urn:modelo-ml-api:error:{code}",
         "title": type(error).title,
         "status": status,
-        "detail": error.message,
+        "detail": message,
     }
     assert code in error_codes()
+    assert str(error) == message
 
 
 def test_internal_error_says_nothing_of_its_cause() -> None:
