@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import PayloadTooLargeError
 from api.http.limits import BodyLimitMiddleware, RateLimitMiddleware, TimeoutMiddleware
 from api.http.respond import ERROR_CODE
 
@@ -59,7 +60,7 @@ def reading_app(consumed: list[int]) -> ASGIApp:
                 break
         consumed.append(size)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": str(size).encode()})
+        await send({"type": "http.response.body", "body": f"{scope['path']} {size}".encode()})
 
     return app
 
@@ -92,7 +93,7 @@ def test_body_limit(headers: dict[str, str], chunks: list[bytes], status: int) -
         assert scope[ERROR_CODE] == "payload_too_large"
         assert consumed == []  # the app never finished reading a body past the limit
     else:
-        assert reply[2] == str(sum(map(len, chunks))).encode()
+        assert reply[2] == f"/predict {sum(map(len, chunks))}".encode()  # the app saw this request
 
 
 def test_body_limit_answers_413_even_when_the_app_swallows_the_error() -> None:
@@ -107,6 +108,30 @@ def test_body_limit_answers_413_even_when_the_app_swallows_the_error() -> None:
     scope = scope_for(headers={"transfer-encoding": "chunked"})
     reply = asyncio.run(call(BodyLimitMiddleware(forgiving, max_bytes=10), scope, [b"x" * 8, b"x" * 8]))
     assert reply[0] == 413 and error_of(reply)["code"] == "payload_too_large"
+
+
+def test_body_past_the_limit_after_the_answer_started_aborts_without_a_second_answer() -> None:
+    # A streaming app that answers before reading everything: a 413 can no longer be sent, so
+    # the error propagates (the server drops the connection) and nothing else is sent.
+    async def eager(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while (await receive()).get("more_body"):
+            pass
+
+    sent: list[Message] = []
+    pending = [{"type": "http.request", "body": b"x" * 8, "more_body": True},
+               {"type": "http.request", "body": b"x" * 8, "more_body": False}]
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    middleware = BodyLimitMiddleware(eager, max_bytes=10)
+    with pytest.raises(PayloadTooLargeError):
+        asyncio.run(middleware(scope_for(headers={"transfer-encoding": "chunked"}), receive, send))
+    assert sent == [{"type": "http.response.start", "status": 200, "headers": []}]
 
 
 def waiting_app(seconds: float, *, start_first: bool = False) -> ASGIApp:
