@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,35 @@ def test_coalesced_requests_get_their_own_id_and_row(strict_bundle: tuple[Path, 
     prediction_ids = [r.json()["prediction_id"] for r in single_answers]
     prediction_ids += [p["prediction_id"] for r in batch_answers for p in r.json()["predictions"]]
     assert len(set(prediction_ids)) == len(prediction_ids) == len(singles) + 3 * len(batches)
+
+
+def _phase_sum(text: str, phase: str) -> float:
+    return next(
+        s.value for f in text_string_to_metric_families(text) for s in f.samples
+        if s.name == "modelo_inference_phase_seconds_sum" and s.labels.get("phase") == phase
+    )
+
+
+def test_coalesced_requests_without_an_id_field(strict_bundle: tuple[Path, Any]) -> None:
+    directory, fitted = strict_bundle
+    records = [{k: v for k, v in r.items() if k != "cid"} for r in _records(64)]
+
+    async def run() -> tuple[list[httpx.Response], float, float, float]:
+        async with served(model_dir=directory, batch_max_rows=64) as client:
+            before = _phase_sum((await client.get("/metrics")).text, "validation")
+            calls_before, requests_before = await _calls(client)
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(client.post("/predict", json=r) for r in records))
+            elapsed = time.perf_counter() - started
+            calls_after, requests_after = await _calls(client)
+            validation = _phase_sum((await client.get("/metrics")).text, "validation") - before
+        assert requests_after - requests_before == len(records)
+        return list(answers), calls_after - calls_before, validation, elapsed
+
+    answers, calls, validation, elapsed = asyncio.run(run())
+    assert calls < len(records), "no request was coalesced"
+    assert [r.status_code for r in answers] == [200] * len(records)
+    assert all("id" not in r.json() for r in answers)
+    assert [_probabilities(r.json()) for r in answers] == offline_probabilities(fitted, records)
+    # Each request is charged its share of the one validation pass: together no more than the run took.
+    assert 0 < validation <= elapsed

@@ -129,6 +129,7 @@ def test_every_problem_is_reported_sorted_by_row() -> None:
         (3, "s", "missing"),
         (4, "i", "invalid"),
     ]
+    assert refusals([{k: v for k, v in GOOD.items() if k != "s"}]) == [(0, "s", "field required", "missing")]
     assert refusals(["x"])[0][2] == "expected a JSON object, got string"
 
 
