@@ -1,7 +1,8 @@
 """Print mutmut's outcome per mutated file and overall, from mutants/**/*.py.meta (after `mutmut run`).
 
-Score = killed / (killed + survived + timeout-less "no tests"): a mutant no test executes counts as
-surviving, since nothing would notice it. Timeouts count as killed (the mutant hangs the tests).
+Score = killed / (killed + survived + untested): a mutant no test executes counts as surviving,
+since nothing would notice it. Timeouts count as killed (the mutant hangs the tests). Mutants not
+run yet (a run stopped early: a sample) are listed apart and left out of the score.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def main() -> int:
     for meta in metas:
         codes = json.loads(meta.read_text(encoding="utf-8")).get("exit_code_by_key", {}).values()
         counts = Counter(
-            "killed" if c in KILLED else "survived" if c in SURVIVED else "untested" if c in UNTESTED else "other"
+            "killed" if c in KILLED else "survived" if c in SURVIVED else "untested" if c in UNTESTED
+            else "unchecked" if c is None else "other"
             for c in codes
         )
         total.update(counts)
@@ -39,7 +41,7 @@ def _line(name: str, counts: Counter[str]) -> None:
     score = f"{100 * counts['killed'] / judged:5.1f} %" if judged else "    – "
     sys.stdout.write(
         f"{name:32} {score}  killed {counts['killed']:4}  survived {counts['survived']:4}  "
-        f"untested {counts['untested']:4}  other {counts['other']:3}\n"
+        f"untested {counts['untested']:4}  not run {counts['unchecked']:4}  other {counts['other']:3}\n"
     )
 
 
