@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.in_process import offline_probabilities, served
+from tests.support.in_process import offline_probabilities, served, training_frame
 
 
 def _records(count: int, offset: int = 0) -> list[dict[str, Any]]:
@@ -104,3 +105,53 @@ def test_coalesced_requests_without_an_id_field(strict_bundle: tuple[Path, Any])
     assert [_probabilities(r.json()) for r in answers] == offline_probabilities(fitted, records)
     # Each request is charged its share of the one validation pass: together no more than the run took.
     assert 0 < validation <= elapsed
+
+
+def test_a_refused_request_among_coalesced_ones_spoils_no_other(strict_bundle: tuple[Path, Any]) -> None:
+    directory, fitted = strict_bundle
+    records: list[dict[str, Any]] = _records(48)
+    bodies = [{**r, "plan": "gold"} if i % 5 == 2 else r for i, r in enumerate(records)]
+
+    async def run() -> list[httpx.Response]:
+        async with served(model_dir=directory, id_field="cid", batch_max_rows=64) as client:
+            return list(await asyncio.gather(*(client.post("/predict", json=b) for b in bodies)))
+
+    answers = asyncio.run(run())
+    good = [i for i in range(len(bodies)) if i % 5 != 2]
+    expected = dict(zip(good, offline_probabilities(fitted, [records[i] for i in good]), strict=True))
+    for i, response in enumerate(answers):
+        if i % 5 == 2:
+            assert response.status_code == 422, response.text
+            assert response.json()["error"]["details"][0]["field"] == "plan"
+        else:
+            assert response.status_code == 200, response.text
+            assert response.json()["id"] == records[i]["cid"]
+            assert _probabilities(response.json()) == expected[i]
+
+
+def test_a_model_not_proven_row_independent_gets_one_call_per_request(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.support.in_process import write_strict_bundle
+
+    preprocessor, _ = write_strict_bundle(tmp_path)
+    frame, labels = training_frame()
+    model = LogisticRegression().fit(preprocessor.transform(frame), labels)  # BLAS: batching changes low bits
+    joblib.dump(model, next(tmp_path.glob("model_*.pkl")))
+    records = _records(24)
+
+    async def run() -> tuple[str, list[httpx.Response], float, float]:
+        async with served(model_dir=tmp_path, id_field="cid") as client:
+            batching = (await client.get("/model")).json()["micro_batching"]
+            calls_before, requests_before = await _calls(client)
+            answers = await asyncio.gather(*(client.post("/predict", json=r) for r in records))
+            calls_after, requests_after = await _calls(client)
+            return batching, list(answers), calls_after - calls_before, requests_after - requests_before
+
+    batching, answers, calls, requests = asyncio.run(run())
+    assert "one model call per request" in batching
+    assert calls == requests == len(records)
+    for record, response in zip(records, answers, strict=True):
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == record["cid"]
+        assert _probabilities(response.json()) == offline_probabilities((preprocessor, model), [record])[0]
