@@ -7,8 +7,10 @@ APP_PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
+# Line coverage in `make test`; `make test COV=` runs without it.
+COV ?= --cov --cov-report=
 
-.PHONY: help venv run migrate test test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
+.PHONY: help venv run migrate test mutation test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -27,13 +29,22 @@ run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://
 migrate:  ## Bring the prediction store's schema (DATABASE_URL, default the SQLite file in DATA_DIR) to the newest migration
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && "$$env_dir/bin/python" -m api.store.migrate
 
-test: venv  ## Run the whole suite (default stack, then the real bundle's scikit-learn 1.1.3 stack)
-	$(BIN)/python -m pytest
+test: venv  ## Run the whole suite with line coverage of api/ (default stack, then the real bundle's scikit-learn 1.1.3 stack)
+	$(BIN)/python -m pytest $(COV)
+	@$(BIN)/python -m coverage report --format=total >/dev/null 2>&1 && \
+	  echo "== line coverage of api/ (default stack, live servers included): $$($(BIN)/python -m coverage report --format=total) %"
 	@if [ -d "$(SHARED)/real-model" ]; then \
 	  env_dir="$$($(PYTHON) scripts/ensure_env.py --dev "$(SHARED)/real-model")" && \
 	  echo "== unit tests again on the real bundle's stack ($$env_dir)" && \
-	  "$$env_dir/bin/python" -m pytest tests/bundle tests/model tests/monitoring tests/observability -p no:cacheprovider; \
+	  "$$env_dir/bin/python" -m pytest tests/bundle tests/model tests/monitoring tests/observability -p no:cacheprovider $(COV) && \
+	  echo "== line coverage of api/ (scikit-learn 1.1.3 stack, those four folders): $$("$$env_dir/bin/python" -m coverage report --format=total) %"; \
 	else echo "SKIP second stack: $(SHARED)/real-model is absent"; fi
+
+mutation: venv  ## Mutation testing of the serving core (mutmut, requirements-mutation.txt); ~1 h on 2 cores, not in CI
+	$(BIN)/python -m pip install -q -r requirements-mutation.txt
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 >/dev/null 2>&1 || true
+	$(BIN)/python scripts/mutation_score.py
 
 lint: venv  ## ruff + mypy
 	$(BIN)/ruff check api training tests bench scripts
@@ -72,4 +83,4 @@ check-deploy:  ## promtool checks of the Prometheus rules and every dashboard ex
 	bash scripts/check-compose.sh
 
 clean:  ## Remove virtualenvs and caches
-	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* mutants

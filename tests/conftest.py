@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.live_server import DEMO_BUNDLE, ROOT, LiveServer, live_server
 
-pytest_plugins = ["tests.support.fitted", "tests.support.credentials"]
+pytest_plugins = ["tests.support.fitted", "tests.support.credentials", "tests.support.in_process"]
 
 # The prediction store is on by default: every app and server a test starts keeps its embedded
 # store (and generated key) in a temporary DATA_DIR, never in the working tree's ./data.

@@ -32,7 +32,10 @@ def json_type(value: Any) -> str:
 def numeric(spec: ColumnSpec) -> Callable[[Any], float]:
     def coerce(value: Any) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond float64: 1e400 is valid JSON
+                number = math.inf
             if math.isfinite(number):
                 return number
             raise Rejected("expected a finite number")
@@ -124,6 +127,15 @@ def plain(spec: ColumnSpec, column: list[Any]) -> list[Any] | None:
         allowed = {float, int, type(None)} if spec.nullable else {float, int}
         if not types <= allowed:
             return None
+        # NaN or ±inf anywhere makes the sum non-finite (so may a huge finite sum: the careful path
+        # then decides). Without this, a NaN would pass as a missing value the model does not impute.
+        if float in types:
+            present = column if type(None) not in types else [v for v in column if v is not None]
+            try:
+                if not math.isfinite(sum(present)):
+                    return None
+            except OverflowError:  # an int beyond float64 beside a float
+                return None
         if type(None) in types:
             return [MISSING if v is None else v for v in column]
         return column

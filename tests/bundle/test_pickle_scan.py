@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import pickle
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -200,5 +200,33 @@ def test_damaged_streams_fail_only_with_artifact_errors(cut: int, flips: list[tu
     data = bytearray(SMALL_JOBLIB)
     for at, value in flips:
         data[at] = value
-    with contextlib.suppress(ArtifactError):
-        inspect_stream(bytes(data[:cut] if cut else data), path=Path("fuzzed.pkl"))
+    stream = bytes(data[:cut] if cut else data)
+    try:
+        inspection = inspect_stream(stream, path=Path("fuzzed.pkl"))
+    except ArtifactError as exc:
+        assert re.match(r"fuzzed\.pkl[ :]", exc.message), exc.message  # names the file, no other path
+        return
+    # A stream that still parses is described consistently with what was read.
+    assert inspection.path == Path("fuzzed.pkl")
+    assert 0 <= inspection.protocol <= pickle.HIGHEST_PROTOCOL
+    assert all(0 <= start <= stop <= len(stream) for start, stop in inspection.array_spans)
+
+
+@pytest.mark.parametrize(
+    ("cut", "valid"),
+    [
+        pytest.param(0, True, id="whole"),
+        pytest.param(len(SMALL_JOBLIB) // 2, False, id="cut-in-half"),
+        pytest.param(len(SMALL_JOBLIB) - 1, False, id="without-STOP"),
+        pytest.param(1, False, id="one-byte"),
+    ],
+)
+def test_truncated_streams_are_artifact_errors(cut: int, valid: bool) -> None:
+    stream = SMALL_JOBLIB[:cut] if cut else SMALL_JOBLIB
+    if valid:
+        inspection = inspect_stream(stream, path=Path("small.pkl"))
+        assert WRAPPER in inspection.globals and inspection.container == "joblib"
+        assert len(inspection.array_spans) == 2  # the float array and the object array
+        return
+    with pytest.raises(ArtifactError, match=r"^small\.pkl is not a valid pickle"):
+        inspect_stream(stream, path=Path("small.pkl"))

@@ -97,20 +97,45 @@ def test_numeric_psi_by_hand() -> None:
 
 
 @pytest.mark.parametrize(
-    ("live", "unknown", "missing"),
+    ("live", "actual"),
     [
-        pytest.param(["a", "b"], 0.0, 0.0, id="all-known"),
-        pytest.param(["a", "zz", None, NAN], 0.25, 0.5, id="unknown-none-and-nan"),
-        pytest.param([np.str_("a"), np.int64(1), 1, True], 0.25, 0.0, id="numpy-scalars-match"),
-        pytest.param([1.0, False, "1", b"a"], 1.0, 0.0, id="type-aware"),
+        # bins [-inf,1) (half of training), [1,2) ... [5,inf) (a tenth each), then missing
+        pytest.param([-5.0, 20.0, 20.0, 20.0], [1 / 4, 0, 0, 0, 0, 3 / 4, 0], id="one-below-three-above"),
+        pytest.param([-5.0, -6.0, -7.0, 20.0], [3 / 4, 0, 0, 0, 0, 1 / 4, 0], id="three-below-one-above"),
+        pytest.param([-1.0, 0.0, 3.0, 99.0], [2 / 4, 0, 0, 1 / 4, 0, 1 / 4, 0], id="below-into-first-above-into-last"),
     ],
 )
-def test_categorical_shares(live: list[object], unknown: float, missing: float) -> None:
+def test_out_of_range_values_join_their_own_end_bin(live: list[float], actual: list[float]) -> None:
+    # Skewed training (the first bin holds half of it), so putting below-min rows in the last bin
+    # or above-max rows in the first one changes the PSI: a symmetric profile would hide the swap.
+    profile = profile_of({"n": np.array([0.0] * 5 + [1.0, 2.0, 3.0, 4.0, 5.0])}, kinds={"n": "numeric"})
+    assert profile.features["n"].expected.tolist() == [0.5, 0.1, 0.1, 0.1, 0.1, 0.1, 0.0]
+    monitor = DriftMonitor(profile, window=100)
+    monitor.observe({"n": np.array(live)}, None)
+    drift = monitor.compute().features["n"]
+    assert drift.psi == pytest.approx(reference_psi([0.5] + [0.1] * 5 + [0.0], actual), rel=1e-12)
+    outside = sum(1 for v in live if v < 0.0 or v > 5.0) / len(live)
+    assert drift.unusual_share == outside
+
+
+@pytest.mark.parametrize(
+    ("live", "actual", "unknown", "missing"),
+    [
+        # slots: 1 (int, the most frequent), "a", "b", unknown, missing
+        pytest.param(["a", "b"], [0, 0.5, 0.5, 0, 0], 0.0, 0.0, id="all-known"),
+        pytest.param(["a", "zz", None, NAN], [0, 0.25, 0, 0.25, 0.5], 0.25, 0.5, id="unknown-none-and-nan"),
+        pytest.param([np.str_("a"), np.int64(1), 1, True], [0.5, 0.25, 0, 0.25, 0], 0.25, 0.0,
+                     id="numpy-scalars-match"),
+        pytest.param([1.0, False, "1", b"a"], [0, 0, 0, 1, 0], 1.0, 0.0, id="type-aware"),
+    ],
+)
+def test_categorical_shares(live: list[object], actual: list[float], unknown: float, missing: float) -> None:
     profile = profile_of({"c": objects("a", "b", 1, 1)}, kinds={"c": "categorical"})
     monitor = DriftMonitor(profile, window=10)
     monitor.observe({"c": objects(*live)}, None)
+    psi = reference_psi([0.5, 0.25, 0.25, 0, 0], actual)
     assert monitor.compute().features["c"].to_dict() == {
-        "kind": "categorical", "psi": pytest.approx(monitor.compute().features["c"].psi),
+        "kind": "categorical", "psi": pytest.approx(psi, rel=1e-12, abs=1e-15),
         "missing_share": missing, "unknown_share": unknown}
 
 
