@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         "the built-in allowlist. Unpickling runs them: name only code you trust (the standard library is refused).",
     )
 
+    schema_max_categories: int = Field(
+        50,
+        ge=0,
+        description="A categorical column with more fitted categories than this (or the ID_FIELD column) is "
+        "identifier-like: its training categories are never listed in any answer (schema, OpenAPI, examples, "
+        "errors, warnings); it is documented as a free value of its type.",
+    )
     golden_tolerance: float = Field(
         1e-9,
         ge=0.0,

@@ -48,6 +48,7 @@ class Service:
             sha256_pins=s.model_sha256,
             compiled_preprocessing=s.compiled_preprocessing,
             golden_tolerance=s.golden_tolerance,
+            max_listed_categories=s.schema_max_categories,
             model_kinds=s.model_kinds,
             extra_globals=s.extra_allowed_globals,
         )
@@ -67,7 +68,6 @@ class Service:
             max_wait_seconds=s.batch_max_wait_ms / 1000,
             queue_max_rows=max(s.queue_max_rows, s.max_batch_size),
         )
-
 
     # --- model changes: the registry checks and swaps; the fleet (when there is one) is told --------
     def start_model(self) -> LoadedModel:

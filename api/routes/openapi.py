@@ -20,8 +20,10 @@ def _field_schema(column: ColumnSpec) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "number"}
     else:
         schema = {"type": _JSON_TYPES[column.value_type]}
-        shown = [c for c in column.categories if c == c][:50]  # NaN is not JSON
-        if column.unknown_policy == "error":
+        shown = [c for c in column.listed_categories if c == c][:50]  # NaN is not JSON
+        if column.private:  # identifier-like: its training categories stay out of the document
+            schema["description"] = "Identifier-like column: categories are not listed (SCHEMA_MAX_CATEGORIES)"
+        elif column.unknown_policy == "error":
             schema["enum"] = shown
         else:
             schema["examples"] = shown[:10]
