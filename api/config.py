@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     jwt_audience: str | None = Field(None, description="Required `aud` claim of JWTs.")
     jwt_issuer: str | None = Field(None, description="Required `iss` claim of JWTs.")
     metrics_auth: bool = Field(False, description="Require credentials for GET /metrics.")
+    docs_auth: bool = Field(
+        False,
+        description="Require credentials for /openapi.json, /docs and /redoc. Open by default: they show the input "
+        "contract (field names, types, small category sets) and never an identifier-like column's categories, "
+        "a path or training rows (see SCHEMA_MAX_CATEGORIES); set this when even the field names are confidential.",
+    )
     ssl_certfile: Path | None = Field(None, description="PEM certificate: serve HTTPS only.")
     ssl_keyfile: Path | None = Field(None, description="PEM private key for SSL_CERTFILE.")
     ssl_ca_certs: Path | None = Field(None, description="CA bundle: require client certificates (mutual TLS).")

@@ -45,7 +45,9 @@ class FastLanes:
 def guard(app: ASGIApp, settings: Settings, authenticator: Authenticator) -> ASGIApp:
     """`app` behind CORS → timeout → rate limit → auth → body limit."""
     guarded: ASGIApp = BodyLimitMiddleware(app, max_bytes=settings.max_body_bytes)
-    guarded = AuthMiddleware(guarded, authenticator=authenticator, metrics_auth=settings.metrics_auth)
+    guarded = AuthMiddleware(
+        guarded, authenticator=authenticator, metrics_auth=settings.metrics_auth, docs_auth=settings.docs_auth
+    )
     if settings.rate_limit:
         key = partial(client_key, authenticator=authenticator)
         guarded = RateLimitMiddleware(guarded, limit=settings.rate_limit, client_key=key, exempt=PROBE_PATHS)

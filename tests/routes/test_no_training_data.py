@@ -8,16 +8,15 @@ CSV the model was trained from.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.live_server import ROOT, LiveServer
+from tests.support.live_server import ROOT, LiveServer, live_server
 from tests.support.real_data import real_records
-
-pytestmark = pytest.mark.real_bundle
 
 _CUSTOMER_ID = re.compile(r"\d{4}-[A-Z]{5}")
 MEGABYTE = "x" * 1_000_000
@@ -44,6 +43,7 @@ def records() -> list[dict[str, Any]]:
     return real_records()
 
 
+@pytest.mark.real_bundle
 def test_no_answer_names_a_training_customer_or_a_path(
     real_server: LiveServer, real_bundle: Any, records: list[dict[str, Any]]
 ) -> None:
@@ -86,6 +86,7 @@ def test_no_answer_names_a_training_customer_or_a_path(
             assert place not in text, (answer.request.url, place)
 
 
+@pytest.mark.real_bundle
 def test_a_training_customer_and_an_unseen_one_get_answers_of_the_same_shape(
     real_server: LiveServer, records: list[dict[str, Any]]
 ) -> None:
@@ -100,6 +101,7 @@ def test_a_training_customer_and_an_unseen_one_get_answers_of_the_same_shape(
     assert _unknown_counts(real_server).get("customerID", 0) == before.get("customerID", 0)
 
 
+@pytest.mark.real_bundle
 @pytest.mark.parametrize(
     ("field", "where"),
     [
@@ -120,3 +122,12 @@ def test_a_megabyte_value_gets_a_bounded_answer(
     assert "x" * 100 not in answer.text
     batch = real_server.client.post("/predict", json={"instances": [body] * 3})
     assert len(batch.content) < 3 * BOUNDED, batch.text[:300]
+
+
+def test_docs_auth_closes_the_documents_and_keeps_the_generic_assets_open(default_bundle: Path, tmp_path: Path) -> None:
+    with live_server(default_bundle, tmp_path, docs_auth="true") as server:
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert httpx.get(f"{server.url}{path}").status_code == 401, path
+            assert server.client.get(path).status_code == 200, path
+        assert httpx.get(f"{server.url}/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+        assert httpx.get(f"{server.url}/health").status_code == 200
