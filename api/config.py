@@ -146,7 +146,30 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         1.0, ge=0, description="Longest the micro-batcher waits for more rows before a call."
     )
-    queue_max_rows: int = Field(4096, ge=1, description="Rows waiting for inference before new requests get 503.")
+    batch_slice_rows: int = Field(
+        256,
+        ge=1,
+        description="A request larger than this is answered in slices of this many rows (models proven "
+        "row-independent only; answers are identical), so no caller's row waits behind a long model call.",
+    )
+    queue_max_rows: int = Field(
+        4096,
+        ge=1,
+        description="Rows waiting for inference before new requests get 503 (a caller with nothing waiting "
+        "is still let in: one greedy caller cannot lock the others out).",
+    )
+    caller_rows_per_second: float = Field(
+        10_000.0,
+        gt=0,
+        description="Rows per second one caller (API key name, JWT subject, else client address) may send to "
+        "/predict; bursts up to one second of it (at least MAX_BATCH_SIZE). Beyond: 429 with Retry-After.",
+    )
+    caller_max_rows_in_flight: int = Field(
+        2000,
+        ge=1,
+        description="Rows one caller may have queued or being computed at once (at least MAX_BATCH_SIZE); "
+        "beyond: 429 with Retry-After. Callers are served by round-robin over rows whatever this is.",
+    )
     compiled_preprocessing: bool = Field(
         True, description="Use the verified numpy translation of the preprocessor when exact."
     )

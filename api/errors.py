@@ -248,6 +248,12 @@ class RateLimitedError(RetryLaterError):
     title = "Too many requests"
 
 
+class QuotaExceededError(RateLimitedError):
+    """One caller exceeded its share: CALLER_ROWS_PER_SECOND or CALLER_MAX_ROWS_IN_FLIGHT."""
+
+    code = "quota_exceeded"
+
+
 class NotReadyError(RetryLaterError):
     """No model is loaded yet (or the last load failed and nothing is being served)."""
 

@@ -13,6 +13,7 @@ from api.fleet import FleetSync
 from api.model import heap
 from api.model.batcher import MicroBatcher
 from api.model.catalog import VersionCatalog
+from api.model.fairness import CallerQuotas
 from api.model.kinds import kinds_from, trust_for
 from api.model.loaded import LoadedModel
 from api.model.loader import load_bundle
@@ -65,8 +66,14 @@ class Service:
             lambda: self.registry.current,
             self.monitor.observe,
             max_rows=s.batch_max_rows,
+            slice_rows=s.batch_slice_rows,
             max_wait_seconds=s.batch_max_wait_ms / 1000,
             queue_max_rows=max(s.queue_max_rows, s.max_batch_size),
+            quotas=CallerQuotas(
+                rows_per_second=s.caller_rows_per_second,
+                max_rows_in_flight=max(s.caller_max_rows_in_flight, s.max_batch_size),
+                burst_rows=s.max_batch_size,
+            ),
         )
 
     # --- model changes: the registry checks and swaps; the fleet (when there is one) is told --------

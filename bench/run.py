@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import payloads
+from bench import fairness, payloads
 from bench.loadgen import cpu_prefix, run_wrk, wrk_available
 from bench.mlserver_setup import MODEL_NAME, prepare
 from bench.report import BASELINE, MLSERVER, SERVICE, render
@@ -115,6 +115,9 @@ class Bench:
         self.servers: list[dict[str, Any]] = []
         self.floors: dict[str, list[dict[str, Any]]] = {}
         self.warnings: list[str] = []
+        self.callers = fairness.callers()
+        self.fairness: list[tuple[str, dict[str, Any]]] = []
+        self.fairness_only = False
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -127,7 +130,7 @@ class Bench:
             "MODEL_DIR": str(bundle.directory),
             "APP_HOST": "127.0.0.1",
             "APP_PORT": str(port),
-            "API_KEYS": f"bench:{self.api_key}",
+            "API_KEYS": ",".join([f"bench:{self.api_key}", *(f"{c.name}:{c.key}" for c in self.callers)]),
             "LOG_LEVEL": "WARNING",
         }
         return ServerSpec(SERVICE, [str(bundle.python), "-m", "api"], port, "/ready", env, ROOT)
@@ -161,7 +164,7 @@ class Bench:
             assert reference is not None
             path, bodies = self._bodies(bundle, spec.name, reference)
             record["answers"] = self._check(bundle, spec, path, headers, reference)
-            for scenario in SCENARIOS:
+            for scenario in () if self.fairness_only else SCENARIOS:
                 url = spec.base_url + path
                 body = bodies[scenario.rows]
                 if self.warmup > 0:
@@ -179,11 +182,26 @@ class Bench:
                     f"p99 {result.p99_ms or 0:9.1f} ms  non-2xx {result.non_2xx}  socket errors {result.socket_errors}",
                     flush=True,
                 )
+            if spec.name == SERVICE:
+                self.run_fairness(bundle, spec, bodies[1])
             record["rss_mb"] = server.rss_mb()
         print(
             f"   ready after {record['ready_seconds']:.2f} s; RSS after run {record['rss_mb'] or 0:.0f} MiB", flush=True
         )
         return reference
+
+    def run_fairness(self, bundle: Bundle, spec: ServerSpec, single: Path) -> None:
+        """8 callers sending 1 000-row requests beside 4 sending single rows, each with its own key."""
+        example = json.loads(single.read_text())
+        csv_path = Path(os.environ.get("BENCH_CSV", SHARED / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"))
+        many = payloads.csv_records(csv_path, example, fairness.BATCH_ROWS) if csv_path.is_file() else []
+        batch = self.work / f"{bundle.name}-fairness-{fairness.BATCH_ROWS}.json"
+        batch.write_text(json.dumps({"instances": many or [example] * fairness.BATCH_ROWS}))
+        url = spec.base_url + "/predict"
+        result = fairness.measure(url, single, batch, self.callers, self.seconds, cpu=WRK_CPU)
+        self._settle(bundle, spec, url, single, {"X-API-Key": self.api_key})
+        self.fairness.append((bundle.name, result))
+        print(f"   fairness: {fairness.render(bundle.name, result)}", flush=True)
 
     def _settle(self, bundle: Bundle, spec: ServerSpec, url: str, body: Path, headers: dict[str, str]) -> None:
         """Wait until requests wrk abandoned at its deadline are worked off, so they don't eat the next run."""
@@ -260,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s per scenario, no MLServer")
     parser.add_argument("--only", choices=("default", "real"), help="one bundle only")
     parser.add_argument("--no-mlserver", action="store_true", help="skip MLServer")
+    parser.add_argument("--fairness-only", action="store_true", help="only the fairness scenario, this service only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.md/json go")
     args = parser.parse_args(argv)
     if not wrk_available():
@@ -272,9 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="modelo-bench-") as tmp:
         work = Path(tmp)
         bench = Bench(seconds, warmup, work, floors_budget=0.2 if args.quick else 0.6)
+        bench.fairness_only = args.fairness_only
         bundles, skipped = _bundles(args.only, work)
         for bundle in bundles:
             reference = bench.run_server(bundle, bench.service_spec(bundle), None)
+            if args.fairness_only:
+                continue
             bench.run_server(bundle, bench.baseline_spec(bundle), reference)
             if with_mlserver:
                 try:
@@ -304,8 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         "servers": bench.servers,
         "floors": bench.floors,
         "warnings": bench.warnings,
+        "fairness": dict(bench.fairness),
     }
     report = render(results)
+    if bench.fairness:
+        report += "\n\n### Fairness between callers\n\n" + fairness.table(bench.fairness)
     print("\n" + report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(report)

@@ -141,7 +141,7 @@ def load_bundle(
         schema=schema,
         validator=validator,
         predictor=predictor,
-        example=schema.public_example(example),  # the proofs above used the real one
+        example=schema.public_example(example, id_field),  # the proofs above used the real one
         installed_versions=installed_versions(trust),
         transform_reason=transform.reason,
         load_seconds=time.perf_counter() - started,

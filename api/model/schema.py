@@ -86,12 +86,17 @@ class InputSchema:
         )
         return InputSchema(columns=columns, passthrough_nulls=self.passthrough_nulls)
 
-    def public_example(self, example: dict[str, Any]) -> dict[str, Any]:
-        """``example`` with every private column's value replaced by a non-training placeholder."""
-        return {
-            name: self.by_name[name].placeholder() if name in self.by_name and self.by_name[name].private else value
-            for name, value in example.items()
-        }
+    def public_example(self, example: dict[str, Any], id_field: str | None = None) -> dict[str, Any]:
+        """``example`` with every private column's value (and the id's) replaced by a non-training placeholder."""
+        public: dict[str, Any] = {}
+        for name, value in example.items():
+            column = self.by_name.get(name)
+            if column is not None and column.private:
+                value = column.placeholder()
+            elif name == id_field and column is None:
+                value = f"example-{name}"
+            public[name] = value
+        return public
 
     def with_nullability(self, nullable: set[str]) -> InputSchema:
         columns = tuple(ColumnSpec(**{**c.__dict__, "nullable": c.name in nullable}) for c in self.columns)

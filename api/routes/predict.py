@@ -11,6 +11,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from api.errors import InvalidRecordsError, ServiceError
+from api.http.access import client_key
 from api.http.body import locate, read_json, split_records
 from api.http.respond import send_error
 from api.model.inference import Answer
@@ -24,10 +25,12 @@ async def _answer(request: Request) -> Response:
     # AuthMiddleware has already refused any caller without the `predict` scope.
     service: Service = request.app.state.service
     settings = service.settings
+    caller = client_key(request.scope, service.auth.authenticator)  # fairness and quotas are per caller
+    service.batcher.check_quota(caller)
     body = await read_json(request, settings.max_body_bytes)
     records, batch = split_records(body, max_batch=settings.max_batch_size)
     try:
-        answer = await service.batcher.submit(records)  # validate → transform → predict (api/model/inference.py)
+        answer = await service.batcher.submit(records, caller)  # validate → transform → predict (inference.py)
     except InvalidRecordsError as exc:
         raise locate(exc, batch=batch) from None
     add_request_fields(model_version=answer.model.version, rows=answer.batch.size)
@@ -96,6 +99,7 @@ OPERATION: dict[str, Any] = {
         "413": {"description": "Body or batch too large"},
         "415": {"description": "Not application/json"},
         "422": {"description": "A field is missing or has the wrong type or value"},
+        "429": {"description": "Rate limit or this caller's quota exceeded (Retry-After)"},
         "503": {"description": "No model loaded, or overloaded"},
     },
 }
