@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     rate_limit: str | None = Field(
         None, description="Per-client request limit, e.g. `600/minute` (429 with Retry-After)."
     )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis://[:password@]host:port[/db]: RATE_LIMIT is counted in Redis, shared by every replica "
+        "with the same URL and prefix; without it each replica counts on its own. Redis unreachable: each "
+        "replica falls back to its own counters (logged), never refusing or opening everything.",
+    )
+    redis_key_prefix: str = Field("modelo", min_length=1, description="Prefix of the rate-limit keys in Redis.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (JSON list; empty = CORS off)."
     )
@@ -202,7 +209,7 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("model_version", "id_field", "rate_limit", mode="before")
+    @field_validator("model_version", "id_field", "rate_limit", "redis_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
