@@ -1,10 +1,11 @@
 """Fairness between callers: per-caller queues served by deficit round-robin, and per-caller quotas.
 
 Each caller (an API key's name, a JWT subject, else the client address) has its own queue. Every
-time the worker's turn comes to a caller, the caller earns ``quantum`` rows of credit and may send
-its waiting requests while its credit covers their rows; a caller whose queue empties loses its
-credit. So a caller of 1 000-row batches gets the same rows per round as everyone else, and a
-caller of single rows waits for at most one model call, never behind another caller's backlog.
+time the worker's turn comes to a caller, the caller earns its share of a call (``quantum`` rows
+divided among the callers waiting) and may send its waiting requests while its credit covers their
+rows; a caller whose queue empties loses its credit. So a caller of 1 000-row batches gets the
+same rows per round as everyone else, and a caller of single rows waits for at most one model
+call, never behind another caller's backlog.
 
 Quotas bound what one caller may hold of the service: rows per second (a token bucket whose burst
 is one second of rate, at least one full request) and rows in flight (queued or being computed).
@@ -80,10 +81,13 @@ class FairQueue(Generic[J]):
         """
         taken: list[Taken[J]] = []
         rows = 0
+        # Each waiting caller's share of one call: a round of the rotation fits in one call, so a
+        # caller's next rows go into the very next call, whoever else is waiting.
+        share = max(1, self.quantum // max(1, len(self._queues)))
         while self._queues and not taken:
             for caller in list(self._queues):
                 queue = self._queues[caller]
-                self._credit[caller] += self.quantum
+                self._credit[caller] += share
                 while queue:
                     job = queue[0]
                     start, size, splits = job.next_row, job.rows - job.next_row, split(job)
