@@ -52,8 +52,20 @@ class Settings(BaseSettings):
         "(default: the manifest's threshold, else the model's own predict, 0.5 for a Booster).",
     )
     max_batch_size: int = Field(1000, ge=1, description="Most records one request may carry.")
+    explain_max_rows: int = Field(
+        100,
+        ge=1,
+        description="Most records one POST /predict?explain=N may ask reasons for (beyond: 413); "
+        "attribution costs far more per row than a prediction.",
+    )
     id_field: str | None = Field(
         None, description="Input field echoed back as `id` in each prediction (e.g. customerID)."
+    )
+    model_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,128}$",
+        description="The model's name in the Open Inference Protocol (/v2/models/<name>); default: the "
+        "manifest's `name`, else the name of the folder the bundle is in.",
     )
     extra_fields: Literal["ignore", "forbid"] = Field(
         "ignore",
@@ -105,6 +117,41 @@ class Settings(BaseSettings):
         30.0,
         gt=0.0,
         description="After the drain, longest wait for requests in flight to finish before they are cancelled.",
+    )
+
+    # --- connections (bounded before a request reaches the app; see SECURITY.md) ----------
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send a request's line and headers, from its first byte (or from "
+        "connecting); then the connection is cut (408 if part of a request had arrived).",
+    )
+    body_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Longest a client may take to send a request's body once its headers are in (408, connection "
+        "closed). Keep it below REQUEST_TIMEOUT_SECONDS so a trickled body is the client's 408, not a 504.",
+    )
+    keepalive_timeout_seconds: int = Field(
+        5, ge=1, description="How long (whole seconds) an idle keep-alive connection is kept open between requests."
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="Open connections served per process; beyond it a request gets 503 too_many_connections "
+        "(/health and /ready still answer). Lowered to fit the file-descriptor limit.",
+    )
+    max_connections_per_client: int = Field(
+        64,
+        ge=1,
+        description="Open connections served per client address; beyond it 503 too_many_connections. Addresses "
+        "in FORWARDED_ALLOW_IPS (your proxies) are exempt.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses/networks of your proxies or load balancers, or `*`: uvicorn takes "
+        "the client address and scheme from their X-Forwarded-For/-Proto headers, and their connections are "
+        "exempt from MAX_CONNECTIONS_PER_CLIENT (they still count towards MAX_CONNECTIONS).",
     )
 
     # --- request limits -----------------------------------------------------------------
@@ -211,7 +258,7 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("model_version", "id_field", "rate_limit", "redis_url", mode="before")
+    @field_validator("model_version", "model_name", "id_field", "rate_limit", "redis_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

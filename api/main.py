@@ -22,7 +22,7 @@ from api.http.respond import install_error_handlers
 from api.http.stack import request_stack
 from api.model import heap
 from api.observability.logging import configure_logging
-from api.routes import admin, health, model, monitoring, predict
+from api.routes import admin, health, model, monitoring, predict, v2
 from api.routes.openapi import install_openapi
 from api.service import Service
 
@@ -65,15 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     install_error_handlers(app)
-    app.router.routes.insert(0, predict.route)  # the hot path is matched first
-    for router in (model.router, monitoring.router, admin.router, health.router):
+    app.router.routes[0:0] = [predict.route, *v2.infer_routes]  # the hot paths are matched first
+    for router in (model.router, monitoring.router, admin.router, health.router, v2.router):
         app.include_router(router)
     app.add_api_route("/metrics", monitoring.metrics_endpoint, methods=["GET"], include_in_schema=False)
-    install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings.max_batch_size)
+    install_openapi(app, lambda: service.registry.current if service.registry.ready else None, settings)
     # Built once every route and handler is registered (Starlette would build it on the first request).
     app.middleware_stack = request_stack(
         app.build_middleware_stack(),
-        lanes={("POST", predict.PATH): predict.predict},
+        lanes={("POST", predict.PATH): predict.predict, **v2.fast_lanes(settings.model_name)},
         settings=settings,
         authenticator=service.auth.authenticator,
         metrics=service.metrics,

@@ -15,7 +15,8 @@ from api.http.scope import route_path
 
 log = logging.getLogger("api.http.access")
 
-PROBE_PATHS: Final = frozenset({"/health", "/ready"})
+# Probes are open, as Kubernetes calls them: ours and the Open Inference Protocol's.
+PROBE_PATHS: Final = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/ready"})
 DOCS_PATHS: Final = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 STATIC_DOCS_PREFIX: Final = "/static-offline-docs/"
 _IDENTITY: Final = "modelo.identity"  # scope key: the request's verdict, computed at most once

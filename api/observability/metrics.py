@@ -37,12 +37,16 @@ from prometheus_client.exposition import choose_encoder
 from api.errors import error_codes
 from api.observability.array_histogram import ArrayHistogram
 
-Phase = Literal["validation", "queue_wait", "preprocessing", "prediction"]
+Phase = Literal["validation", "queue_wait", "preprocessing", "prediction", "explanation"]
 LoadTrigger = Literal["startup", "reload", "activate", "rollback", "fleet"]
 LOAD_TRIGGERS: Final[tuple[LoadTrigger, ...]] = ("startup", "reload", "activate", "rollback", "fleet")
 FeedbackOutcome = Literal["accepted", "unknown", "expired", "duplicate"]
 
-PHASES: Final[tuple[Phase, ...]] = ("validation", "queue_wait", "preprocessing", "prediction")
+# "explanation": reason codes (POST /predict?explain=N), observed only for requests that ask for them.
+PHASES: Final[tuple[Phase, ...]] = ("validation", "queue_wait", "preprocessing", "prediction", "explanation")
+# Why a connection was refused (answered 503, or dropped at the file-descriptor limit) or cut.
+CONNECTION_REFUSALS: Final = ("process_cap", "client_cap", "fd_limit")
+CONNECTION_CUTS: Final = ("header_timeout", "body_timeout", "send_timeout")
 OTHER: Final = "other"
 REGRESSION_LABEL: Final = "value"
 # The service's route templates; the router's own template wins when the app exposes one.
@@ -111,6 +115,21 @@ class ServiceMetrics:
             registry=r,
         )
         self.in_flight = Gauge("modelo_http_requests_in_flight", "HTTP requests being served now.", registry=r)
+        self.connections_open = Gauge("modelo_connections_open", "Open client connections.", registry=r)
+        self.connections_refused = Counter(
+            "modelo_connections_refused",
+            "Connections over a cap (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, file descriptors), by cap.",
+            ("reason",),
+            registry=r,
+        )
+        self.connections_cut = Counter(
+            "modelo_connections_cut",
+            "Connections closed because the client was too slow (headers, body, reading the answer).",
+            ("reason",),
+            registry=r,
+        )
+        self._refused_children = {reason: self.connections_refused.labels(reason) for reason in CONNECTION_REFUSALS}
+        self._cut_children = {reason: self.connections_cut.labels(reason) for reason in CONNECTION_CUTS}
         # (route, method, status) -> children: labels() costs more than the observation itself.
         self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -269,6 +288,14 @@ class ServiceMetrics:
     def observe_model_call(self, rows: int) -> None:
         """Record the number of rows handed to one model call."""
         self.model_call_rows.observe(rows)
+
+    def connection_refused(self, reason: str) -> None:
+        """Count a connection over a cap (one of CONNECTION_REFUSALS)."""
+        self._refused_children[reason].inc()
+
+    def connection_cut(self, reason: str) -> None:
+        """Count a connection cut for slowness (one of CONNECTION_CUTS)."""
+        self._cut_children[reason].inc()
 
     def observe_error(self, code: str) -> None:
         """Count an error answered with this ``ServiceError.code``."""

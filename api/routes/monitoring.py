@@ -42,7 +42,12 @@ def performance(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"example": {"items": [{"prediction_id": "5f0c…", "label": 1}]}}},
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/FeedbackRequest"},
+                    "example": {"items": [{"prediction_id": "5f0c3e1b9a7d4c2e8f6a0b1c2d3e4f50", "label": 1}]},
+                }
+            },
         }
     },
 )
