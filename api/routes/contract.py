@@ -65,7 +65,11 @@ def record_schema(model: LoadedModel | None) -> dict[str, Any]:
     id_field, forbid_extra = model.validator.id_field, model.validator.forbid_extra
     properties = {c.name: field_schema(c) for c in model.schema.columns}
     if id_field and id_field not in properties:
-        properties[id_field] = {"description": "Echoed back as `id` in the prediction (ID_FIELD); any JSON value"}
+        properties[id_field] = {
+            "description": "Echoed back as `id` in the prediction (ID_FIELD): a string of at most 256 characters, "
+            "a number, a boolean or null",
+            "anyOf": [{"type": "string", "maxLength": 256}, {"type": ["number", "boolean", "null"]}],
+        }
     record["properties"] = properties
     record["required"] = [c.name for c in model.schema.columns]
     if forbid_extra:
