@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         "the built-in allowlist. Unpickling runs them: name only code you trust (the standard library is refused).",
     )
 
+    schema_max_categories: int = Field(
+        50,
+        ge=0,
+        description="A categorical column with more fitted categories than this (or the ID_FIELD column) is "
+        "identifier-like: its training categories are never listed in any answer (schema, OpenAPI, examples, "
+        "errors, warnings); it is documented as a free value of its type.",
+    )
     golden_tolerance: float = Field(
         1e-9,
         ge=0.0,
@@ -155,6 +162,13 @@ class Settings(BaseSettings):
     rate_limit: str | None = Field(
         None, description="Per-client request limit, e.g. `600/minute` (429 with Retry-After)."
     )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis://[:password@]host:port[/db]: RATE_LIMIT is counted in Redis, shared by every replica "
+        "with the same URL and prefix; without it each replica counts on its own. Redis unreachable: each "
+        "replica falls back to its own counters (logged), never refusing or opening everything.",
+    )
+    redis_key_prefix: str = Field("modelo", min_length=1, description="Prefix of the rate-limit keys in Redis.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (JSON list; empty = CORS off)."
     )
@@ -171,6 +185,12 @@ class Settings(BaseSettings):
     jwt_audience: str | None = Field(None, description="Required `aud` claim of JWTs.")
     jwt_issuer: str | None = Field(None, description="Required `iss` claim of JWTs.")
     metrics_auth: bool = Field(False, description="Require credentials for GET /metrics.")
+    docs_auth: bool = Field(
+        False,
+        description="Require credentials for /openapi.json, /docs and /redoc. Open by default: they show the input "
+        "contract (field names, types, small category sets) and never an identifier-like column's categories, "
+        "a path or training rows (see SCHEMA_MAX_CATEGORIES); set this when even the field names are confidential.",
+    )
     ssl_certfile: Path | None = Field(None, description="PEM certificate: serve HTTPS only.")
     ssl_keyfile: Path | None = Field(None, description="PEM private key for SSL_CERTFILE.")
     ssl_ca_certs: Path | None = Field(None, description="CA bundle: require client certificates (mutual TLS).")
@@ -180,7 +200,32 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         1.0, ge=0, description="Longest the micro-batcher waits for more rows before a call."
     )
-    queue_max_rows: int = Field(4096, ge=1, description="Rows waiting for inference before new requests get 503.")
+    batch_slice_rows: int = Field(
+        256,
+        ge=1,
+        description="A request larger than this is answered in slices of this many rows (models proven "
+        "row-independent only; answers are identical), so no caller's row waits behind a long model call.",
+    )
+    queue_max_rows: int = Field(
+        4096,
+        ge=1,
+        description="Rows waiting for inference before new requests get 503 (a caller with nothing waiting "
+        "is still let in: one greedy caller cannot lock the others out).",
+    )
+    caller_rows_per_second: float = Field(
+        50_000.0,
+        gt=0,
+        description="Rows per second one caller (API key name, JWT subject, else client address) may send to "
+        "/predict; bursts up to one second of it (at least MAX_BATCH_SIZE). Beyond: 429 with Retry-After. "
+        "The default sits above what one replica serves (~28 000 rows/s in 100-row requests on one core), so "
+        "a lone caller is never slowed; lower it to cap each caller's share of the fleet.",
+    )
+    caller_max_rows_in_flight: int = Field(
+        2000,
+        ge=1,
+        description="Rows one caller may have queued or being computed at once (at least MAX_BATCH_SIZE); "
+        "beyond: 429 with Retry-After. Callers are served by round-robin over rows whatever this is.",
+    )
     compiled_preprocessing: bool = Field(
         True, description="Use the verified numpy translation of the preprocessor when exact."
     )
@@ -275,7 +320,14 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "model_version", "model_name", "id_field", "rate_limit", "database_url", "store_keys", mode="before"
+        "model_version",
+        "model_name",
+        "id_field",
+        "rate_limit",
+        "database_url",
+        "store_keys",
+        "redis_url",
+        mode="before",
     )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:

@@ -119,6 +119,21 @@ class InvalidInputError(ServiceError):
 
 # Most problems one rejected request lists (validation stops looking once it has found this many).
 MAX_REPORTED_PROBLEMS: Final = 50
+# Most characters of a client's own value an answer echoes (a 1 MB value must not make a 2 MB answer).
+ECHO_MAX_CHARS: Final = 64
+
+
+def clip_name(name: str, limit: int = ECHO_MAX_CHARS) -> str:
+    """A client's field name as an answer may show it: unchanged, or cut to a bounded prefix."""
+    return name if len(name) <= limit else f"{name[:limit]}… ({len(name)} characters)"
+
+
+def clip(value: object, limit: int = ECHO_MAX_CHARS) -> str:
+    """A client's value as an answer may show it: its repr, cut to a bounded prefix."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    shown = repr(value)
+    return shown if len(shown) <= limit + 2 else f"{shown[:limit]}… ({len(shown)} characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +178,7 @@ class UnknownCategoryError(InvalidInputError):
 
     def __init__(self, column: str, value: object) -> None:
         super().__init__(
-            f"unknown category {value!r} for column {column!r}",
+            f"unknown category {clip(value)} for column {column!r}",
             details=[{"loc": [column], "field": column, "msg": "unknown category", "type": "unknown_category"}],
         )
         self.column = column
@@ -269,6 +284,12 @@ class RateLimitedError(RetryLaterError):
     status_code = 429
     code = "rate_limited"
     title = "Too many requests"
+
+
+class QuotaExceededError(RateLimitedError):
+    """One caller exceeded its share: CALLER_ROWS_PER_SECOND or CALLER_MAX_ROWS_IN_FLIGHT."""
+
+    code = "quota_exceeded"
 
 
 class NotReadyError(RetryLaterError):

@@ -18,6 +18,7 @@ from api.fleet import FleetSync
 from api.model import heap
 from api.model.batcher import MicroBatcher
 from api.model.catalog import VersionCatalog
+from api.model.fairness import CallerQuotas
 from api.model.inference import Answer
 from api.model.kinds import kinds_from, trust_for
 from api.model.loaded import LoadedModel
@@ -63,6 +64,7 @@ class Service:
             sha256_pins=s.model_sha256,
             compiled_preprocessing=s.compiled_preprocessing,
             golden_tolerance=s.golden_tolerance,
+            max_listed_categories=s.schema_max_categories,
             model_kinds=s.model_kinds,
             extra_globals=s.extra_allowed_globals,
         )
@@ -79,8 +81,14 @@ class Service:
             lambda: self.registry.current,
             self.monitor.observe,
             max_rows=s.batch_max_rows,
+            slice_rows=s.batch_slice_rows,
             max_wait_seconds=s.batch_max_wait_ms / 1000,
             queue_max_rows=max(s.queue_max_rows, s.max_batch_size),
+            quotas=CallerQuotas(
+                rows_per_second=s.caller_rows_per_second,
+                max_rows_in_flight=max(s.caller_max_rows_in_flight, s.max_batch_size),
+                burst_rows=s.max_batch_size,
+            ),
         )
 
 

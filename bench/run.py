@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import connections, payloads
+from bench import connections, fairness, payloads
 from bench.loadgen import cpu_prefix, run_wrk, wrk_available
 from bench.mlserver_setup import MODEL_NAME, prepare
 from bench.report import BASELINE, MLSERVER, SERVICE, SERVICE_STORE_OFF, SERVICE_V2, render
@@ -125,6 +125,9 @@ class Bench:
         self.guard: list[dict[str, Any]] = []
         self.guard_floor: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        self.callers = fairness.callers()
+        self.fairness: list[tuple[str, dict[str, Any]]] = []
+        self.fairness_only = False
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -138,7 +141,7 @@ class Bench:
             "MODEL_DIR": str(bundle.directory),
             "APP_HOST": "127.0.0.1",
             "APP_PORT": str(port),
-            "API_KEYS": f"bench:{self.api_key}",
+            "API_KEYS": ",".join([f"bench:{self.api_key}", *(f"{c.name}:{c.key}" for c in self.callers)]),
             "LOG_LEVEL": "WARNING",
             "MODEL_NAME": MODEL_NAME,  # its V2 name: the one MLServer serves under
             "DATA_DIR": str(self.work / f"data-{bundle.name}-{port}"),
@@ -177,8 +180,11 @@ class Bench:
             path, bodies = self._bodies(bundle, spec.name, reference)
             record["answers"] = self._check(bundle, spec, path, headers, reference)
             own = SCENARIOS + (EXPLAIN_SCENARIOS if spec.name == SERVICE else ())
-            self._load(server, bundle, spec, spec.name, path, bodies, own, headers)
+            if not self.fairness_only:
+                self._load(server, bundle, spec, spec.name, path, bodies, own, headers)
             if spec.name == SERVICE:
+                self.run_fairness(bundle, spec, bodies[1])
+            if spec.name == SERVICE and not self.fairness_only:
                 v2 = {"bundle": bundle.name, "server": SERVICE_V2, "note": "the same process, after /predict"}
                 self.servers.append(v2)
                 print(f"== {bundle.name} / {SERVICE_V2}", flush=True)
@@ -190,6 +196,19 @@ class Bench:
             f"   ready after {record['ready_seconds']:.2f} s; RSS after run {record['rss_mb'] or 0:.0f} MiB", flush=True
         )
         return reference
+
+    def run_fairness(self, bundle: Bundle, spec: ServerSpec, single: Path) -> None:
+        """8 callers sending 1 000-row requests beside 4 sending single rows, each with its own key."""
+        example = json.loads(single.read_text())
+        csv_path = Path(os.environ.get("BENCH_CSV", SHARED / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"))
+        many = payloads.csv_records(csv_path, example, fairness.BATCH_ROWS) if csv_path.is_file() else []
+        batch = self.work / f"{bundle.name}-fairness-{fairness.BATCH_ROWS}.json"
+        batch.write_text(json.dumps({"instances": many or [example] * fairness.BATCH_ROWS}))
+        url = spec.base_url + "/predict"
+        result = fairness.measure(url, single, batch, self.callers, self.seconds, cpu=WRK_CPU)
+        self._settle(bundle, spec, url, single, {"X-API-Key": self.api_key})
+        self.fairness.append((bundle.name, result))
+        print(f"   fairness: {fairness.render(bundle.name, result)}", flush=True)
 
     def _load(
         self,
@@ -320,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s per scenario, no MLServer")
     parser.add_argument("--only", choices=("default", "real"), help="one bundle only")
     parser.add_argument("--no-mlserver", action="store_true", help="skip MLServer")
+    parser.add_argument("--fairness-only", action="store_true", help="only the fairness scenario, this service only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.md/json go")
     args = parser.parse_args(argv)
     if not wrk_available():
@@ -332,9 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="modelo-bench-") as tmp:
         work = Path(tmp)
         bench = Bench(seconds, warmup, work, floors_budget=0.2 if args.quick else 0.6)
+        bench.fairness_only = args.fairness_only
         bundles, skipped = _bundles(args.only, work)
         for bundle in bundles:
             reference = bench.run_server(bundle, bench.service_spec(bundle), None)
+            if args.fairness_only:
+                continue
             if bundle.name == "default":
                 print("\n== default / connection guard: with and without, interleaved", flush=True)
                 body = work / "default-service-1.json"
@@ -374,11 +397,14 @@ def main(argv: list[str] | None = None) -> int:
         "connection_guard": bench.guard,
         "connection_guard_floor": bench.guard_floor,
         "warnings": bench.warnings,
+        "fairness": dict(bench.fairness),
     }
     report = render(results)
     if bench.guard:
         report += "\n## Connection guard cost (same app, same run)\n" + connections.table(bench.guard) + "\n"
         report += "\n" + connections.floor_table(bench.guard_floor) + "\n"
+    if bench.fairness:
+        report += "\n## Fairness between callers\n\n" + fairness.table(bench.fairness) + "\n"
     print("\n" + report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(report)

@@ -26,9 +26,11 @@ Identity = Principal | InvalidCredentials | None
 
 
 
-def access_for(path: str, *, metrics_auth: bool) -> Access:
+def access_for(path: str, *, metrics_auth: bool, docs_auth: bool = False) -> Access:
     """What a path needs: anything not listed as open needs `predict`, `/admin/*` needs `admin`."""
-    if path in PROBE_PATHS or path in DOCS_PATHS or path.startswith(STATIC_DOCS_PREFIX):
+    if path in DOCS_PATHS:
+        return "authenticated" if docs_auth else "public"
+    if path in PROBE_PATHS or path.startswith(STATIC_DOCS_PREFIX):  # the static assets are the generic UI
         return "public"
     if path == "/metrics":
         return "authenticated" if metrics_auth else "public"
@@ -93,14 +95,17 @@ def client_key(scope: Scope, authenticator: Authenticator) -> str:
 class AuthMiddleware:
     """Refuses a request before the app sees it unless its path is open or the caller may use it."""
 
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, metrics_auth: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, authenticator: Authenticator, metrics_auth: bool, docs_auth: bool = False
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.metrics_auth = metrics_auth
+        self.docs_auth = docs_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            access = access_for(route_path(scope), metrics_auth=self.metrics_auth)
+            access = access_for(route_path(scope), metrics_auth=self.metrics_auth, docs_auth=self.docs_auth)
             error = authorize(identify(scope, self.authenticator), access) if access != "public" else None
             if error is not None:
                 if scope["type"] == "websocket":

@@ -17,7 +17,7 @@ from api.auth import Authenticator
 from api.config import Settings
 from api.http.access import DOCS_PATHS, PROBE_PATHS, STATIC_DOCS_PREFIX, AuthMiddleware, client_key
 from api.http.gateway import Gateway, Lifecycle
-from api.http.limits import BodyLimitMiddleware, RateLimitMiddleware, TimeoutMiddleware
+from api.http.limits import BodyLimitMiddleware, RateLimitMiddleware, SharedCounters, TimeoutMiddleware
 from api.http.scope import route_path
 from api.observability.metrics import ServiceMetrics
 
@@ -45,10 +45,17 @@ class FastLanes:
 def guard(app: ASGIApp, settings: Settings, authenticator: Authenticator) -> ASGIApp:
     """`app` behind CORS → timeout → rate limit → auth → body limit."""
     guarded: ASGIApp = BodyLimitMiddleware(app, max_bytes=settings.max_body_bytes)
-    guarded = AuthMiddleware(guarded, authenticator=authenticator, metrics_auth=settings.metrics_auth)
+    guarded = AuthMiddleware(
+        guarded, authenticator=authenticator, metrics_auth=settings.metrics_auth, docs_auth=settings.docs_auth
+    )
     if settings.rate_limit:
         key = partial(client_key, authenticator=authenticator)
-        guarded = RateLimitMiddleware(guarded, limit=settings.rate_limit, client_key=key, exempt=PROBE_PATHS)
+        shared = None
+        if settings.redis_url is not None:
+            shared = SharedCounters(settings.redis_url.get_secret_value(), settings.redis_key_prefix)
+        guarded = RateLimitMiddleware(
+            guarded, limit=settings.rate_limit, client_key=key, exempt=PROBE_PATHS, shared=shared
+        )
     guarded = TimeoutMiddleware(guarded, seconds=settings.request_timeout_seconds, exempt=PROBE_PATHS)
     if settings.cors_origins:
         guarded = CORSMiddleware(

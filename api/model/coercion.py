@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from api.errors import clip
 from api.model.schema import ColumnSpec
 
 MISSING = float("nan")
@@ -90,7 +91,10 @@ def categorical(spec: ColumnSpec) -> Callable[[Any], Any]:
     convert = _CONVERTERS[spec.value_type]
     known = set(spec.categories)
     shown = ", ".join(repr(c) for c in spec.categories[:20]) + (", …" if len(spec.categories) > 20 else "")
+    # A private (identifier-like) column's categories are training data: never listed, never confirmed.
     expected = f"one of [{shown}] ({spec.value_type})"
+    if spec.private:
+        expected = f"a {spec.value_type} (identifier-like column)"
 
     def coerce(value: Any) -> Any:
         if value is None:
@@ -101,9 +105,11 @@ def categorical(spec: ColumnSpec) -> Callable[[Any], Any]:
             raise Rejected(f"expected {expected}, got {json_type(value)}")
         converted = convert(value)
         if converted is None:
-            raise Rejected(f"expected {expected}, got {json_type(value)} {value!r}")
+            raise Rejected(f"expected {expected}, got {json_type(value)} {clip(value)}")
         if converted not in known and spec.unknown_policy == "error":
-            raise Rejected(f"unknown category {value!r}: expected {expected}")
+            if spec.private:
+                raise Rejected("not a value this model accepts (the fitted encoder refuses unseen values)")
+            raise Rejected(f"unknown category {clip(value)}: expected {expected}")
         return converted
 
     return coerce

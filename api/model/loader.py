@@ -77,6 +77,7 @@ def load_bundle(
     model_kinds: Sequence[str] = (),
     extra_globals: Sequence[str] = (),
     golden_tolerance: float = 1e-9,
+    max_listed_categories: int = 50,
 ) -> LoadedModel:
     """Everything from files on disk to a smoke-tested model; raises ArtifactError on any refusal."""
     started = time.perf_counter()
@@ -102,11 +103,12 @@ def load_bundle(
         raise ArtifactError(f"the bundle's own example record is rejected: {exc.message}") from exc
     except INFERENCE_ERRORS as exc:
         raise ArtifactError(f"smoke test failed: {type(exc).__name__}: {exc}") from exc
-    schema = base_schema.with_nullability(nullable)
     manifest_id = manifest.get("id_column")
-    validator = RecordValidator(
-        schema, id_field=id_field or (manifest_id if isinstance(manifest_id, str) else None), forbid_extra=forbid_extra
+    id_field = id_field or (manifest_id if isinstance(manifest_id, str) else None)
+    schema = base_schema.with_nullability(nullable).with_private_categories(
+        max_listed=max_listed_categories, id_field=id_field
     )
+    validator = RecordValidator(schema, id_field=id_field, forbid_extra=forbid_extra)
     # The proofs: which transform and which predict call answer exactly as the library does.
     samples = proofs.sample_rows(example, [dict(r) for r in getattr(profile, "sample_rows", None) or ()], validator)
     transform = proofs.compiled_transform(preprocessor, schema, library, samples, enabled=compiled_preprocessing)
@@ -142,7 +144,7 @@ def load_bundle(
         schema=schema,
         validator=validator,
         predictor=predictor,
-        example=example,
+        example=schema.public_example(example, id_field),  # the proofs above used the real one
         installed_versions=installed_versions(trust),
         transform_reason=transform.reason,
         load_seconds=time.perf_counter() - started,

@@ -1,4 +1,12 @@
-"""The input contract of a bundle, read from its fitted artifacts: columns, kinds, categories."""
+"""The input contract of a bundle, read from its fitted artifacts: columns, kinds, categories.
+
+Identifier-like columns: a categorical column with more fitted categories than
+``SCHEMA_MAX_CATEGORIES`` (default 50), or the ``ID_FIELD`` column, is *private*. Its categories
+are training data (the user's preprocessor one-hot encodes ``customerID``: 5 625 training customers),
+so no answer lists them: the schema shows it as a free value of its type, the example carries a
+value that is not a training category, and validation neither lists nor confirms categories.
+The fitted encoder still sees every value unchanged, so predictions are exactly the same.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +35,30 @@ class ColumnSpec:
     training_range: tuple[float, float] | None = None
     typical: float | None = None
     numeric_categories: bool = False  # categories fitted as a numeric array: send a numeric column
+    private: bool = False  # identifier-like: its categories never appear in an answer (module docstring)
+
+    @property
+    def listed_categories(self) -> tuple[Any, ...]:
+        """The categories an answer may show: none for a private column."""
+        return () if self.private else self.categories
 
     def to_dict(self) -> dict[str, Any]:
         described: dict[str, Any] = {"name": self.name, "kind": self.kind, "nullable": self.nullable}
-        if self.kind == "categorical":
+        if self.kind == "categorical" and self.private:
+            described.update(type=self.value_type, categories=None, identifier_like=True)
+            described["unknown_policy"] = self.unknown_policy
+        elif self.kind == "categorical":
             described.update(type=self.value_type, categories=list(self.categories), unknown_policy=self.unknown_policy)
         return described
+
+    def placeholder(self) -> Any:
+        """A value of this column's type that is not one of its fitted categories (for public examples)."""
+        known = set(self.categories)
+        if self.value_type in ("integer", "number"):
+            candidates: list[Any] = [-(10**k) for k in range(1, 12)]
+        else:
+            candidates = [f"example-{self.name}"] + [f"example-{self.name}-{k}" for k in range(1, 100)]
+        return next(c for c in candidates if c not in known)
 
 
 @dataclass(frozen=True)
@@ -49,6 +75,28 @@ class InputSchema:
     @property
     def frame_order(self) -> list[str]:
         return [c.name for c in self.columns] + list(self.passthrough_nulls)
+
+    def with_private_categories(self, *, max_listed: int, id_field: str | None) -> InputSchema:
+        """Mark identifier-like categorical columns private (more than ``max_listed`` categories, or the id)."""
+        columns = tuple(
+            ColumnSpec(**{**c.__dict__, "private": len(c.categories) > max_listed or c.name == id_field})
+            if c.kind == "categorical"
+            else c
+            for c in self.columns
+        )
+        return InputSchema(columns=columns, passthrough_nulls=self.passthrough_nulls)
+
+    def public_example(self, example: dict[str, Any], id_field: str | None = None) -> dict[str, Any]:
+        """``example`` with every private column's value (and the id's) replaced by a non-training placeholder."""
+        public: dict[str, Any] = {}
+        for name, value in example.items():
+            column = self.by_name.get(name)
+            if column is not None and column.private:
+                value = column.placeholder()
+            elif name == id_field and column is None:
+                value = f"example-{name}"
+            public[name] = value
+        return public
 
     def with_nullability(self, nullable: set[str]) -> InputSchema:
         columns = tuple(ColumnSpec(**{**c.__dict__, "nullable": c.name in nullable}) for c in self.columns)

@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from api.errors import MAX_REPORTED_PROBLEMS, FieldProblem, InvalidRecordsError
+from api.errors import MAX_REPORTED_PROBLEMS, FieldProblem, InvalidRecordsError, clip, clip_name
 from api.model.coercion import MISSING, Rejected, all_known, categorical, categorical_array, json_type, numeric, plain
 from api.model.columns import ColumnBatch
 from api.model.schema import ColumnSpec, InputSchema
+
+_SHOWN_EXTRA = 10  # most unexpected field names one warning lists
+MAX_ID_CHARS = 256  # longest ID_FIELD value echoed back as `id` (longer ones are refused, 422)
 
 
 @dataclass
@@ -66,6 +69,8 @@ class RecordValidator:
             values[spec.name] = column if column is not None else self._coerce_each(spec, coerce, records, problems)
             if len(problems) >= MAX_REPORTED_PROBLEMS:
                 break
+        if self.id_field:
+            problems.extend(self._id_problems(records))
         if problems:
             problems.sort(key=operator.attrgetter("row"))
             raise InvalidRecordsError(problems)
@@ -106,6 +111,18 @@ class RecordValidator:
                 problems.append(FieldProblem(row, spec.name, str(exc)))
         return column
 
+    def _id_problems(self, records: Sequence[Any]) -> list[FieldProblem]:
+        """Ids are echoed in answers: a bounded string or a number, never a document of the client's."""
+        problems: list[FieldProblem] = []
+        name = self.id_field
+        for row, record in enumerate(records):
+            value = record.get(name) if type(record) is dict else None
+            if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+                problems.append(FieldProblem(row, name, f"longer than {MAX_ID_CHARS} characters", "too_long"))
+            elif isinstance(value, dict | list):
+                problems.append(FieldProblem(row, name, f"expected a string or a number, got {json_type(value)}"))
+        return problems
+
     def _shape_problems(self, records: Sequence[Any]) -> list[FieldProblem]:
         problems: list[FieldProblem] = []
         for row, record in enumerate(records):
@@ -126,9 +143,13 @@ class RecordValidator:
                 continue
             extra = [key for key in record if key not in self._known_fields]
             if extra and self.forbid_extra:
-                problems.extend(FieldProblem(row, key, "unexpected field", "extra_forbidden") for key in extra)
+                problems.extend(
+                    FieldProblem(row, clip_name(key), "unexpected field", "extra_forbidden") for key in extra
+                )
             elif extra:
-                warnings[row].append(f"ignored fields not used by the model: {', '.join(sorted(extra))}")
+                shown = ", ".join(clip_name(key) for key in sorted(extra)[:_SHOWN_EXTRA])
+                more = f" and {len(extra) - _SHOWN_EXTRA} more" if len(extra) > _SHOWN_EXTRA else ""
+                warnings[row].append(f"ignored fields not used by the model: {shown}{more}")
         return problems
 
     def _assemble(
@@ -145,7 +166,9 @@ class RecordValidator:
             else:
                 array = categorical_array(spec, column)
                 known = self._category_sets[spec.name]
-                if all_known(column, known):
+                if spec.private or all_known(column, known):
+                    # A private column: a warning (or a count on /metrics) would tell whether a value is
+                    # a training category; the encoder's handle_unknown handles unseen values either way.
                     columns[spec.name] = array
                     continue
                 for row, value in enumerate(column):
@@ -154,7 +177,7 @@ class RecordValidator:
                     elif value not in known:
                         unknown[spec.name] = unknown.get(spec.name, 0) + 1
                         warnings[row].append(
-                            f"{spec.name}: {value!r} is not a category seen in training; "
+                            f"{spec.name}: {clip(value)} is not a category seen in training; "
                             f"encoded per the encoder's handle_unknown={spec.unknown_policy!r}"
                         )
             columns[spec.name] = array

@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from api.errors import clip
+
 
 @dataclass(frozen=True)
 class LabelledPrediction:
@@ -187,10 +189,10 @@ def normalize_label(raw: object, classes: Sequence[object]) -> object:
     for matches in (_same_value, _same_number, _same_truth, _same_text):
         found = [c for c in classes if matches(raw, c)]
         if len(found) > 1:
-            raise ValueError(f"label {raw!r} is ambiguous among the classes {_show(found)}")
+            raise ValueError(f"label {clip(raw)} is ambiguous among the classes {_show(found)}")
         if found:
             return found[0]
-    raise ValueError(f"label {raw!r} is not one of the model's classes {_show(classes)}")
+    raise ValueError(f"label {clip(raw)} is not one of the model's classes {_show(classes)}")
 
 
 def _kind(value: object) -> str | None:

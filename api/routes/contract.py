@@ -38,9 +38,9 @@ def field_schema(column: ColumnSpec) -> dict[str, Any]:
         if column.value_type == "integer":
             schema.update(minimum=SAFE_INTEGERS.start, maximum=SAFE_INTEGERS.stop - 1)
         shown = [_plain(c) for c in column.categories if not (isinstance(c, float) and math.isnan(c))]
-        if len(shown) > _SHOWN_CATEGORIES:
-            # Identifier-like: listing its categories would publish training rows (customer ids).
-            schema["description"] = f"{len(column.categories)} fitted categories (not listed)"
+        if column.private or len(shown) > _SHOWN_CATEGORIES:
+            # Identifier-like (api/model/schema.py): listing its categories would publish training rows.
+            schema["description"] = "identifier-like: any value of this type; categories not listed"
         elif column.unknown_policy == "error":
             schema["enum"] = shown
             schema["description"] = "one of the fitted categories"
@@ -65,7 +65,11 @@ def record_schema(model: LoadedModel | None) -> dict[str, Any]:
     id_field, forbid_extra = model.validator.id_field, model.validator.forbid_extra
     properties = {c.name: field_schema(c) for c in model.schema.columns}
     if id_field and id_field not in properties:
-        properties[id_field] = {"description": "Echoed back as `id` in the prediction (ID_FIELD); any JSON value"}
+        properties[id_field] = {
+            "description": "Echoed back as `id` in the prediction (ID_FIELD): a string of at most 256 characters, "
+            "a number, a boolean or null",
+            "anyOf": [{"type": "string", "maxLength": 256}, {"type": ["number", "boolean", "null"]}],
+        }
     record["properties"] = properties
     record["required"] = [c.name for c in model.schema.columns]
     if forbid_extra:

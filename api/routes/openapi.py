@@ -40,7 +40,8 @@ STATUS: Final = {
     "413": "Body larger than MAX_BODY_BYTES, or a batch larger than MAX_BATCH_SIZE",
     "415": "Content-Type is not application/json (charset, if given, must be utf-8)",
     "422": "Well-formed JSON that does not fit the schema; `details` names each field (and row)",
-    "429": "Too many requests from this caller (RATE_LIMIT); see Retry-After",
+    "429": "Too many requests from this caller (RATE_LIMIT, or its quota: CALLER_ROWS_PER_SECOND, "
+    "CALLER_MAX_ROWS_IN_FLIGHT); see Retry-After",
     "503": "No model loaded yet, or overloaded; see Retry-After",
     "504": "The request took longer than REQUEST_TIMEOUT_SECONDS",
 }
@@ -199,7 +200,7 @@ def _complete(method: str, path: str, operation: dict[str, Any], settings: Setti
     statuses: set[str] = set(OWN_STATUSES.get((method, path), ()))
     if "422" in responses:
         statuses.add("422")  # FastAPI's parameter validation, answered with our error body
-    access = access_for(path, metrics_auth=settings.metrics_auth)
+    access = access_for(path, metrics_auth=settings.metrics_auth, docs_auth=settings.docs_auth)
     if access != "public":
         statuses |= {"401", "403", "429", "504"}
         if method == "post":

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from api.errors import InvalidRecordsError, ServiceError, TooManyRowsToExplainError
+from api.http.access import client_key
 from api.http.body import locate, read_json, split_records
 from api.http.respond import send_error
 from api.model.explain import RowExplanation, explain_records, requested_reasons
@@ -27,13 +28,15 @@ async def _answer(request: Request) -> Response:
     # AuthMiddleware has already refused any caller without the `predict` scope.
     service: Service = request.app.state.service
     settings = service.settings
+    caller = client_key(request.scope, service.auth.authenticator)  # fairness and quotas are per caller
+    service.batcher.check_quota(caller)
     reasons = _reasons_asked(request)
     body = await read_json(request, settings.max_body_bytes)
     records, batch = split_records(body, max_batch=settings.max_batch_size)
     if reasons is not None and len(records) > settings.explain_max_rows:
         raise TooManyRowsToExplainError(len(records), settings.explain_max_rows)
     try:
-        answer = await service.batcher.submit(records)  # validate → transform → predict (api/model/inference.py)
+        answer = await service.batcher.submit(records, caller)  # validate → transform → predict (inference.py)
     except InvalidRecordsError as exc:
         raise locate(exc, batch=batch) from None
     add_request_fields(model_version=answer.model.version, rows=answer.batch.size)
