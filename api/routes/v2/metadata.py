@@ -71,7 +71,7 @@ class Live(BaseModel):
     live: bool
 
 
-class Ready(BaseModel):
+class V2Ready(BaseModel):
     ready: bool
 
 
@@ -112,7 +112,7 @@ async def live() -> dict[str, bool]:
 @router.get(
     "/health/ready",
     summary="V2 server ready: a model is loaded and the server is not shutting down (open, like /ready)",
-    response_model=Ready,
+    response_model=V2Ready,
     responses=_errors(503),
 )
 async def ready(service: ServiceDep) -> dict[str, bool]:
