@@ -303,6 +303,17 @@ class ClientTimeoutError(ServiceError):
     title = "Request timeout"
 
 
+class ClientDisconnectedError(ServiceError):
+    """The client closed its connection before its request was read: never sent (nobody is left to read it).
+
+    The gateway counts it under this code and logs the request with nginx's 499 ("client closed request").
+    """
+
+    status_code = 499
+    code = "client_disconnected"
+    title = "Client closed request"
+
+
 class RequestTimeoutError(ServiceError):
     """The request took longer than REQUEST_TIMEOUT_SECONDS."""
 
