@@ -202,15 +202,15 @@ class ExplanationUnavailableError(ServiceError):
 
 
 class InvalidExplainError(InvalidInputError):
-    """The ``explain`` query parameter is not a whole number of reasons >= 1."""
+    """``explain`` (the /predict query parameter, or a V2 request parameter) is not a whole number >= 1."""
 
     code = "invalid_explain"
 
-    def __init__(self, sent: str) -> None:
+    def __init__(self, sent: str, *, where: str = "query") -> None:
+        loc = ["query", "explain"] if where == "query" else ["body", "parameters", "explain"]
         super().__init__(
-            f"query parameter 'explain' must be a whole number >= 1 (reasons per row), got {sent!r}",
-            details=[{"loc": ["query", "explain"], "field": "explain", "msg": "expected an integer >= 1",
-                      "type": "invalid_explain"}],
+            f"{where} parameter 'explain' must be a whole number >= 1 (reasons per row), got {sent!r}",
+            details=[{"loc": loc, "field": "explain", "msg": "expected an integer >= 1", "type": "invalid_explain"}],
         )
 
 
@@ -322,6 +322,17 @@ class ClientTimeoutError(ServiceError):
     status_code = 408
     code = "client_timeout"
     title = "Request timeout"
+
+
+class ClientDisconnectedError(ServiceError):
+    """The client closed its connection before its request was read: never sent (nobody is left to read it).
+
+    The gateway counts it under this code and logs the request with nginx's 499 ("client closed request").
+    """
+
+    status_code = 499
+    code = "client_disconnected"
+    title = "Client closed request"
 
 
 class RequestTimeoutError(ServiceError):

@@ -15,9 +15,10 @@ import re
 import time
 from typing import Final, Protocol
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import InternalError, ServiceError
+from api.errors import ClientDisconnectedError, InternalError, ServiceError
 from api.http.headers import response_headers
 from api.http.respond import ERROR_CODE, send_error
 from api.http.scope import route_path
@@ -104,6 +105,11 @@ class Gateway:
         metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_observed)
+        except ClientDisconnect:
+            # The client hung up mid-body: its own abort, not our failure. Nothing is sent (nobody reads it);
+            # the request is counted as client_disconnected and logged as 499, without a traceback.
+            scope[ERROR_CODE] = ClientDisconnectedError.code
+            status = status or ClientDisconnectedError.status_code
         except Exception as exc:
             if status:
                 raise  # the answer is already on its way: the server closes the connection

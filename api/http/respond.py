@@ -15,10 +15,12 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Scope, Send
 
 from api.errors import (
+    ClientDisconnectedError,
     ErrorStyle,
     InternalError,
     InvalidInputError,
@@ -98,6 +100,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return error_response(request, _from_http_exception(exc))
 
+    async def client_disconnected(request: Request, exc: Exception) -> Response:
+        # The client hung up before its body arrived: its abort, not our failure (no traceback, no 500).
+        request.scope[ERROR_CODE] = ClientDisconnectedError.code
+        return Response(status_code=ClientDisconnectedError.status_code)  # the server drops it: nobody reads it
+
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", extra={"route": request.scope.get("path")})
         return error_response(request, InternalError())
@@ -105,4 +112,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_disconnected)
     app.add_exception_handler(Exception, unexpected_error)

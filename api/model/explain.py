@@ -56,17 +56,18 @@ class Explained:
     outputs: np.ndarray  # (rows,) the model output (class index for multiclass, else 0) each row explains
 
 
-def requested_reasons(sent: object) -> int:
+def requested_reasons(sent: object, *, where: str = "query") -> int:
     """The number of reasons a client asked for (a whole number >= 1, as JSON or query text); 422 otherwise.
 
-    More than the model has columns is not an error: every column is returned.
+    More than the model has columns is not an error: every column is returned. ``where`` names the
+    parameter's place in the error ("query" for /predict, "request" for a V2 request parameter).
     """
     if isinstance(sent, str):
         text = sent.strip()
         if text.isascii() and text.isdigit():  # not "²" or "٣", which str.isdigit also accepts
             sent = int(text) if len(text) <= MAX_DIGITS else 10**MAX_DIGITS  # more than any model has columns
     if isinstance(sent, bool) or not isinstance(sent, int) or sent < 1:
-        raise InvalidExplainError(str(sent))
+        raise InvalidExplainError(str(sent), where=where)
     return sent
 
 

@@ -90,6 +90,7 @@ class ModelRegistry:
         self._fingerprints: dict[int, Fingerprint | None] = {}  # id(resident model) -> files at load
         self._change = threading.Lock()
         self.changing_to: str | None = None
+        self._changing_label: str | None = None  # what a refused concurrent change is told is running
         self.last_outcome: LoadOutcome | None = None
         self._refusals: dict[str, Refusal] = {}
         self._on_swap: list[SwapListener] = []
@@ -136,17 +137,18 @@ class ModelRegistry:
 
     # --- changing --------------------------------------------------------------------
     @contextmanager
-    def _exclusive(self, target: str | None) -> Iterator[None]:
+    def _exclusive(self, target: str | None, label: str | None = None) -> Iterator[None]:
+        """One model change at a time; ``changing_to`` is the target version when known (GET /models), else None."""
         if not self._change.acquire(blocking=False):
-            running = self.changing_to or "a version"
+            running = self._changing_label or "a version"
             raise ActivationInProgressError(
                 f"a model change (to {running}) is running; retry when it finishes", retry_after_seconds=2
             )
-        self.changing_to = target
+        self.changing_to, self._changing_label = target, label or target
         try:
             yield
         finally:
-            self.changing_to = None
+            self.changing_to = self._changing_label = None
             self._change.release()
 
     def start(self, preferred: str | None = None) -> LoadedModel:
@@ -185,7 +187,7 @@ class ModelRegistry:
 
     def reload(self, trigger: LoadTrigger = "reload") -> Activation:
         """Load the newest (or pinned) version afresh from disk and serve it."""
-        with self._exclusive(self.pinned or "the newest version"):
+        with self._exclusive(self.pinned, label=self.pinned or "the newest version"):
             started = time.perf_counter()
             return self._install(self._load(self.pinned, trigger), trigger, started)
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.config import Settings
-from api.http.access import access_for
+from api.http.access import PROBE_PATHS, access_for
 from api.model.loaded import LoadedModel
 from api.routes import contract, predict, v2
 from api.routes.contract import ref
@@ -42,9 +42,17 @@ STATUS: Final = {
     "422": "Well-formed JSON that does not fit the schema; `details` names each field (and row)",
     "429": "Too many requests from this caller (RATE_LIMIT, or its quota: CALLER_ROWS_PER_SECOND, "
     "CALLER_MAX_ROWS_IN_FLIGHT); see Retry-After",
+    "408": "The client took longer than HEADER_TIMEOUT_SECONDS to send its headers, or BODY_TIMEOUT_SECONDS "
+    "to send its body (client_timeout); the connection closes",
     "503": "No model loaded yet, or overloaded; see Retry-After",
     "504": "The request took longer than REQUEST_TIMEOUT_SECONDS",
 }
+
+# Every route but the probes can meet the connection caps (api/http/protocol.py Refusal).
+_TOO_MANY_CONNECTIONS: Final = (
+    "the server holds MAX_CONNECTIONS connections, or this address MAX_CONNECTIONS_PER_CLIENT "
+    "(too_many_connections); see Retry-After"
+)
 
 # Statuses a route answers with itself, beyond those of the layers in front of it.
 _JSON_BODY: Final = ("400", "413", "415", "422")
@@ -200,6 +208,7 @@ def _complete(method: str, path: str, operation: dict[str, Any], settings: Setti
     statuses: set[str] = set(OWN_STATUSES.get((method, path), ()))
     if "422" in responses:
         statuses.add("422")  # FastAPI's parameter validation, answered with our error body
+    had_503 = "503" in responses
     access = access_for(path, metrics_auth=settings.metrics_auth, docs_auth=settings.docs_auth)
     if access != "public":
         statuses |= {"401", "403", "429", "504"}
@@ -207,6 +216,10 @@ def _complete(method: str, path: str, operation: dict[str, Any], settings: Setti
             statuses.add("413")  # the body limit stands in front of every route
         if (method, path) not in OWN_STATUSES and (method, path) not in OK_SCHEMAS:
             statuses.add("503")  # a route this module does not know: it may need the model
+    needs_model = had_503 or "503" in statuses
+    statuses.add("408")  # the header and body deadlines stand in front of every route
+    if path not in PROBE_PATHS:
+        statuses.add("503")  # the connection caps stand in front of every route but the probes
         operation.setdefault("security", [{"ApiKey": []}, {"Bearer": []}])
     if path == "/ready":
         responses["503"] = {
@@ -218,6 +231,11 @@ def _complete(method: str, path: str, operation: dict[str, Any], settings: Setti
         responses[status] = _error(status, path)
         if description and status not in ("422",):
             responses[status]["description"] = description
+    if "503" in statuses:
+        said = responses["503"]["description"]
+        responses["503"]["description"] = (
+            f"{said}; or {_TOO_MANY_CONNECTIONS}" if needs_model else f"Too many connections: {_TOO_MANY_CONNECTIONS}"
+        )
 
 
 def _version_examples(document: dict[str, Any], version: str) -> None:

@@ -326,3 +326,34 @@ def test_slowloris_from_thousands_of_connections_leaves_health_answering_within_
     events = {entry.get("labels.event") for entry in logged}
     assert {"cut:header_timeout", "refused:client_cap", "refused:process_cap"} <= events, events
     assert len(logged) < 40  # rate-limited: a few lines, not one per connection
+
+
+# --- client aborts --------------------------------------------------------------------------
+@pytest.mark.parametrize("template", ["/predict", "/feedback", "/v2/models/{name}/infer"])
+def test_a_client_that_hangs_up_mid_body_is_its_own_abort_not_a_500(
+    server: LiveServer, default_bundle: Path, template: str
+) -> None:
+    """Headers and half the body, then close: counted as client_disconnected, logged 499, no traceback."""
+    path = template.format(name=default_bundle.name)  # the V2 name defaults to the bundle folder's
+    disconnected = metric(server, "modelo_errors_total", code="client_disconnected")
+    internal = metric(server, "modelo_errors_total", code="internal_error")
+    lines_before = len(server.log_lines())
+    sock = connect(server, "127.0.0.24")
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n".encode()
+        + f"X-API-Key: {server.api_key}\r\n\r\n".encode()
+        + b'{"instances": [' + b" " * 485
+    )
+    time.sleep(0.3)  # the app is waiting for the rest of the body
+    sock.close()
+    deadline = time.monotonic() + 10
+    while metric(server, "modelo_errors_total", code="client_disconnected") == disconnected:
+        assert time.monotonic() < deadline, "the abort was never counted"
+        time.sleep(0.1)
+    assert metric(server, "modelo_errors_total", code="client_disconnected") == disconnected + 1
+    assert metric(server, "modelo_errors_total", code="internal_error") == internal
+    time.sleep(0.2)  # the access line follows the count
+    logged = [json.loads(line) for line in server.log_lines()[lines_before:] if line.startswith("{")]
+    access = [e for e in logged if e.get("url.path") == path]
+    assert [e.get("http.response.status_code") for e in access] == [499], access
+    assert not any(e.get("log.level") == "error" or "error.stack_trace" in e for e in logged), logged

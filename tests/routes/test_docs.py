@@ -67,11 +67,29 @@ def test_openapi_tells_single_from_batch_and_documents_every_error(default_serve
             responses = operation["responses"]
             for status, response in responses.items():
                 assert response.get("content"), (method, path, status)
-            if path not in ("/health", "/ready"):
+            if path not in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):  # open probes
                 assert {"401", "403", "429", "504"} <= set(responses), (method, path)
     predict = document["paths"]["/predict"]["post"]["responses"]
-    assert {"200", "400", "401", "403", "413", "415", "422", "429", "503", "504"} == set(predict)
+    assert {"200", "400", "401", "403", "408", "413", "415", "422", "429", "503", "504"} == set(predict)
     for operations in document["paths"].values():
         for operation in operations.values():
             # A named schema for every answer: no bare "object" that Swagger shows as additionalProp1.
             assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+
+
+def test_every_route_documents_the_edge_deadlines_and_connection_caps(default_server: LiveServer) -> None:
+    """408 (header/body deadlines) anywhere; 503 too_many_connections anywhere but the open probes."""
+    document = httpx.get(f"{default_server.url}/openapi.json").json()
+    probes = {"/health", "/ready", "/v2/health/live", "/v2/health/ready"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "BODY_TIMEOUT_SECONDS" in responses["408"]["description"], (method, path)
+            schema = responses["408"]["content"]["application/json"]["schema"]["$ref"]
+            assert schema.endswith("/V2Error" if path.startswith("/v2/") else "/Error"), (method, path)
+            if path in probes:
+                assert "too_many_connections" not in responses.get("503", {}).get("description", ""), path
+            else:
+                assert "too_many_connections" in responses["503"]["description"], (method, path)
+    predict = document["paths"]["/predict"]["post"]["responses"]["503"]["description"]
+    assert predict.startswith("No model loaded") and "MAX_CONNECTIONS" in predict  # both reasons, kept

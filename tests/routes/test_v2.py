@@ -378,3 +378,77 @@ def test_v2_requests_are_labelled_by_route_template(server: LiveServer, metadata
             template
         )
     assert f"/v2/models/{NAME}/" not in text  # never the raw path
+
+
+EXPLAIN_OUTPUTS = ("reason_features", "reason_contributions", "base_value")
+
+
+def test_explain_adds_reason_tensors_beside_the_same_probabilities(
+    server: LiveServer, client: triton.InferenceServerClient, metadata: dict[str, Any]
+) -> None:
+    """parameters.explain: reasons per row as V2 tensors, additive to the raw score, probabilities unchanged."""
+    records = _records(server, 3)
+    columns = [t["name"] for t in metadata["inputs"]]
+    plain = client.infer(NAME, _inputs(metadata, records), outputs=_outputs("probabilities"), headers=_headers(server))
+    explained = client.infer(
+        NAME,
+        _inputs(metadata, records),
+        outputs=_outputs("label", "probabilities", *EXPLAIN_OUTPUTS),
+        parameters={"explain": 3},
+        headers=_headers(server),
+    )
+    path = f"/v2/models/{NAME}/infer"
+    assert validate_response("POST", path, 200, explained.get_response()) == "inference_response"
+    assert explained.as_numpy("probabilities").tolist() == plain.as_numpy("probabilities").tolist()  # bit for bit
+    features = explained.as_numpy("reason_features")
+    assert features.shape == (3, 3) and explained.as_numpy("reason_contributions").shape == (3, 3)
+    assert {str(f) for f in features.ravel()} <= set(columns)
+    strongest = np.abs(explained.as_numpy("reason_contributions"))
+    assert (np.diff(strongest, axis=1) <= 0).all()  # strongest first
+    # N above the number of columns: every column, and base + contributions is the raw score (log-odds).
+    every = _post(server, path, {**_body(metadata, records), "parameters": {"explain": 1000}}).json()
+    outputs = {o["name"]: o for o in every["outputs"]}
+    assert list(outputs) == ["label", "probabilities", "prediction_id", *EXPLAIN_OUTPUTS]  # defaults + reasons
+    width = len(columns)
+    assert outputs["reason_features"]["shape"] == [3, width] and outputs["base_value"]["shape"] == [3, 1]
+    contributions = np.array(outputs["reason_contributions"]["data"]).reshape(3, width)
+    for row in range(3):
+        named = outputs["reason_features"]["data"][row * width : (row + 1) * width]
+        assert sorted(named) == sorted(columns)
+        p = outputs["probabilities"]["data"][row * 2 + 1]
+        total = outputs["base_value"]["data"][row] + contributions[row].sum()
+        assert total == pytest.approx(np.log(p / (1 - p)), abs=1e-9)
+    assert outputs["probabilities"]["data"] == plain.as_numpy("probabilities").ravel().tolist()
+
+
+def test_explain_outputs_are_described_and_refused_without_explain(
+    server: LiveServer, metadata: dict[str, Any]
+) -> None:
+    described = {t["name"]: t for t in metadata["outputs"]}
+    assert [(described[n]["datatype"], described[n]["shape"]) for n in EXPLAIN_OUTPUTS] == [
+        ("BYTES", [-1, -1]),
+        ("FP64", [-1, -1]),
+        ("FP64", [-1, 1]),
+    ]
+    assert all("explain" in described[n]["parameters"]["requires"] for n in EXPLAIN_OUTPUTS)
+    body = {**_body(metadata, _records(server, 1)), "outputs": [{"name": "reason_features"}]}
+    response = _post(server, f"/v2/models/{NAME}/infer", body)
+    assert response.status_code == 422 and "explain" in response.json()["error"]
+
+
+@pytest.mark.parametrize("sent", [0, -2, 1.5, "three", True], ids=["zero", "negative", "fraction", "word", "bool"])
+def test_a_bad_explain_is_a_v2_422_naming_it(server: LiveServer, metadata: dict[str, Any], sent: Any) -> None:
+    before = _errors_counted(server, "invalid_explain")
+    body = {**_body(metadata, _records(server, 1)), "parameters": {"explain": sent}}
+    response = _post(server, f"/v2/models/{NAME}/infer", body)
+    assert response.status_code == 422, response.text
+    assert list(response.json()) == ["error"] and "request parameter 'explain'" in response.json()["error"]
+    assert _errors_counted(server, "invalid_explain") == before + 1
+
+
+def test_explain_is_limited_to_explain_max_rows(server: LiveServer, metadata: dict[str, Any]) -> None:
+    records = _records(server, 101)  # EXPLAIN_MAX_ROWS defaults to 100
+    body = {**_body(metadata, records), "parameters": {"explain": 2}}
+    response = _post(server, f"/v2/models/{NAME}/infer", body)
+    assert response.status_code == 413 and "EXPLAIN_MAX_ROWS" in response.json()["error"]
+    assert _post(server, f"/v2/models/{NAME}/infer", _body(metadata, records)).status_code == 200

@@ -15,6 +15,11 @@ EXTENSIONS: Final[list[str]] = []  # none: no binary tensors, no model repositor
 LABEL: Final = "label"
 PROBABILITIES: Final = "probabilities"
 PREDICTION_ID: Final = "prediction_id"
+# With the request parameter "explain": N (reason codes, api/model/explain.py), rows × min(N, columns).
+REASON_FEATURES: Final = "reason_features"  # BYTES [n, N]: the columns, strongest first
+REASON_CONTRIBUTIONS: Final = "reason_contributions"  # FP64 [n, N]: their signed contributions to the raw score
+BASE_VALUE: Final = "base_value"  # FP64 [n, 1]: base + every column's contribution = the raw score
+EXPLAINED_CLASS: Final = "explained_class"  # BYTES [n, 1], multiclass only: the class whose raw score is explained
 
 # The V2 datatype each kind of column is described with, and the datatypes accepted for it.
 _CATEGORY_DATATYPE: Final = {"string": "BYTES", "integer": "INT64", "number": "FP64", "boolean": "BOOL"}
@@ -57,6 +62,24 @@ def output_names(model: LoadedModel) -> list[str]:
     return [LABEL, PROBABILITIES, PREDICTION_ID]
 
 
+def reason_outputs(model: LoadedModel) -> list[str]:
+    """The outputs a request with ``"parameters": {"explain": N}`` adds (none when the model cannot explain)."""
+    if isinstance(model.layout, str):
+        return []
+    names = [REASON_FEATURES, REASON_CONTRIBUTIONS, BASE_VALUE]
+    return [*names, EXPLAINED_CLASS] if model.predictor.task == "multiclass" else names
+
+
+def _reason_metadata(model: LoadedModel) -> list[dict[str, Any]]:
+    shapes = {REASON_FEATURES: ("BYTES", -1), REASON_CONTRIBUTIONS: ("FP64", -1), BASE_VALUE: ("FP64", 1)}
+    shapes[EXPLAINED_CLASS] = ("BYTES", 1)
+    only = {"requires": "the request parameter explain (reasons per row)"}
+    return [
+        {"name": name, "datatype": shapes[name][0], "shape": [-1, shapes[name][1]], "parameters": only}
+        for name in reason_outputs(model)
+    ]
+
+
 def metadata(model: LoadedModel, name: str) -> dict[str, Any]:
     """GET /v2/models/{name}: one input per original column, and the outputs with the class order."""
     predictor = model.predictor
@@ -73,6 +96,7 @@ def metadata(model: LoadedModel, name: str) -> dict[str, Any]:
             }
         )
     outputs.append({"name": PREDICTION_ID, "datatype": "BYTES", "shape": [-1, 1]})
+    outputs.extend(_reason_metadata(model))
     return {
         "name": name,
         "versions": [model.version],

@@ -8,13 +8,29 @@ from typing import Any, Final
 from api.errors import (
     MAX_REPORTED_PROBLEMS,
     BinaryTensorsUnsupportedError,
+    ExplanationUnavailableError,
     InvalidInputError,
     InvalidRecordsError,
     MalformedRequestError,
     PayloadTooLargeError,
 )
+from api.model.explain import requested_reasons
 from api.model.loaded import LoadedModel
-from api.protocol.v2.model import ACCEPTED, FLOATS, INTEGERS, datatype, output_names
+from api.protocol.v2.model import (
+    ACCEPTED,
+    BASE_VALUE,
+    EXPLAINED_CLASS,
+    FLOATS,
+    INTEGERS,
+    REASON_CONTRIBUTIONS,
+    REASON_FEATURES,
+    datatype,
+    output_names,
+    reason_outputs,
+)
+
+_EXPLAIN_HINT: Final = '"parameters": {"explain": N}'
+REASON_OUTPUTS: Final = frozenset({REASON_FEATURES, REASON_CONTRIBUTIONS, BASE_VALUE, EXPLAINED_CLASS})
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,12 @@ class InferRequest:
     records: list[dict[str, Any]]
     outputs: list[str]
     id: str | None
+    explain: int | None = None  # reasons per row ("parameters": {"explain": N}), when asked and answered
+
+    @property
+    def explains(self) -> bool:
+        """Whether an answer needs reason codes: explain was sent and a reason output is answered."""
+        return self.explain is not None and any(name in REASON_OUTPUTS for name in self.outputs)
 
 
 def refuse_binary_header(present: bool) -> None:
@@ -50,6 +72,10 @@ def parse_request(body: Any, model: LoadedModel, *, max_rows: int) -> InferReque
         raise InvalidInputError(
             f"content_type {content_type!r} is not supported: this model takes one input per column ('pd')"
         )
+    sent = parameters.get("explain")
+    explain = None if sent is None else requested_reasons(sent, where="request")
+    if explain is not None and isinstance(model.layout, str):
+        raise ExplanationUnavailableError(model.layout)
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInputError("'id' must be a string")
@@ -74,7 +100,7 @@ def parse_request(body: Any, model: LoadedModel, *, max_rows: int) -> InferReque
         )
     names = list(columns)
     records = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-    return InferRequest(records, _requested_outputs(body.get("outputs"), model), request_id)
+    return InferRequest(records, _requested_outputs(body.get("outputs"), model, explain), request_id, explain)
 
 
 def _parameters(value: Any, where: str) -> dict[str, Any]:
@@ -179,8 +205,8 @@ def _check_values(name: str, declared: str, values: list[Any]) -> None:
     raise InvalidInputError(f"input '{name}', row {row}: {value!r} is not a {declared} value")
 
 
-def _requested_outputs(requested: Any, model: LoadedModel) -> list[str]:
-    known = output_names(model)
+def _requested_outputs(requested: Any, model: LoadedModel, explain: int | None) -> list[str]:
+    known = output_names(model) + (reason_outputs(model) if explain is not None else [])
     if requested is None:
         return known
     if not isinstance(requested, list):
@@ -193,6 +219,8 @@ def _requested_outputs(requested: Any, model: LoadedModel) -> list[str]:
         name = output["name"]
         if _parameters(output.get("parameters"), f"output '{name}'").get("binary_data") is True:
             raise BinaryTensorsUnsupportedError(f"output '{name}': {_BINARY}")
+        if name in REASON_OUTPUTS and explain is None and name in reason_outputs(model):
+            raise InvalidInputError(f"output '{name}' needs the request parameter explain ({_EXPLAIN_HINT})")
         if name not in known and name != id_field:
             raise InvalidInputError(f"output '{name}' is not an output of this model: {', '.join(known)}")
         names.append(name)

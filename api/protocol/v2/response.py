@@ -4,17 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.model.explain import RowExplanation
 from api.model.inference import Answer
-from api.protocol.v2.model import LABEL, PREDICTION_ID, PROBABILITIES, label_datatype, plain_classes
+from api.protocol.v2.model import (
+    BASE_VALUE,
+    EXPLAINED_CLASS,
+    LABEL,
+    PREDICTION_ID,
+    PROBABILITIES,
+    REASON_CONTRIBUTIONS,
+    REASON_FEATURES,
+    label_datatype,
+    plain_classes,
+)
 from api.protocol.v2.request import InferRequest
 
 
-def render(answer: Answer, request: InferRequest, name: str) -> dict[str, Any]:
-    """The inference response: the requested outputs, each [n, 1] except probabilities [n, k]."""
+def render(
+    answer: Answer, request: InferRequest, name: str, explained: list[RowExplanation] | None = None
+) -> dict[str, Any]:
+    """The inference response: the requested outputs, each [n, 1] except probabilities [n, k] and reasons [n, N]."""
     rows = answer.batch.size
+    reasons = _reasons(explained) if explained is not None else {}
     outputs: list[dict[str, Any]] = []
     for output in request.outputs:
-        if output == LABEL:
+        if output in reasons:
+            outputs.append(reasons[output])
+        elif output == LABEL:
             outputs.append(_labels(answer, rows))
         elif output == PROBABILITIES and answer.output.probabilities is not None:
             matrix = answer.output.probabilities
@@ -51,3 +67,30 @@ def _tensor(name: str, values: list[Any]) -> dict[str, Any]:
         return {"name": name, "datatype": "INT64", "shape": [len(values), 1], "data": values}
     data = [v if v is None or isinstance(v, str) else str(v) for v in values]
     return {"name": name, "datatype": "BYTES", "shape": [len(values), 1], "data": data}
+
+
+def _reasons(explained: list[RowExplanation]) -> dict[str, dict[str, Any]]:
+    """Reason codes as tensors: row r, rank j of reason_features/reason_contributions is one reason."""
+    rows = len(explained)
+    width = len(explained[0].reasons) if explained else 0  # the same for every row: min(N, columns)
+    features = [reason.feature for row in explained for reason in row.reasons]
+    contributions = [reason.contribution for row in explained for reason in row.reasons]
+    tensors = {
+        REASON_FEATURES: {"name": REASON_FEATURES, "datatype": "BYTES", "shape": [rows, width], "data": features},
+        REASON_CONTRIBUTIONS: {
+            "name": REASON_CONTRIBUTIONS,
+            "datatype": "FP64",
+            "shape": [rows, width],
+            "data": contributions,
+        },
+        BASE_VALUE: {
+            "name": BASE_VALUE,
+            "datatype": "FP64",
+            "shape": [rows, 1],
+            "data": [row.base_value for row in explained],
+        },
+    }
+    classes = [row.explained_class for row in explained]
+    if rows and all(c is not None for c in classes):
+        tensors[EXPLAINED_CLASS] = {"name": EXPLAINED_CLASS, "datatype": "BYTES", "shape": [rows, 1], "data": classes}
+    return tensors

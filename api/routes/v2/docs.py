@@ -13,6 +13,16 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+EXPLAIN = (
+    '`"content_type": "pd"` (optional), and `"explain": N` for reason codes: the answer adds '
+    "`reason_features` (BYTES [n, N]: per row the N input columns with the largest absolute contribution to "
+    "the model's raw score, strongest first), `reason_contributions` (FP64 [n, N]: their signed "
+    "contributions), `base_value` (FP64 [n, 1]; base_value + every column's contribution = the raw score) and, "
+    "for a multiclass model, `explained_class` (BYTES [n, 1]). N above the number of columns gives every "
+    "column. At most EXPLAIN_MAX_ROWS rows (413), N a whole number >= 1 (422 naming explain), 400 if the "
+    "model's kind has no exact attribution; probabilities are identical with and without explain."
+)
+
 COMPONENTS: dict[str, Any] = {
     "V2Parameters": {"type": "object"},
     "V2TensorData": {
@@ -37,6 +47,7 @@ COMPONENTS: dict[str, Any] = {
     },
     "V2InferenceRequest": {
         "type": "object",
+        "description": "parameters: " + EXPLAIN,
         "required": ["inputs"],
         "properties": {
             "id": {"type": "string"},
@@ -74,13 +85,14 @@ def infer_operation(path: str) -> dict[str, Any]:
     """The POST operation of one inference path."""
     error = {"application/json": {"schema": _ref("V2Error")}}
     described = {
-        "400": "Malformed JSON, or the binary tensor extension (not supported)",
+        "400": "Malformed JSON, the binary tensor extension (not supported), or explain for a model that cannot",
         "401": "Missing or invalid credentials",
         "403": "Credentials lack the predict scope",
         "404": "No such model, or not the version being served",
-        "413": "Body or batch too large",
+        "413": "Body or batch too large, or more rows than EXPLAIN_MAX_ROWS with explain",
         "415": "Not application/json (a body without Content-Type is read as JSON)",
-        "422": "An input is missing, or has the wrong datatype, shape or values (the error names it)",
+        "422": "An input is missing, or has the wrong datatype, shape or values, or explain is not a whole "
+        "number >= 1 (the error names it)",
         "503": "No model loaded, or overloaded",
     }
     parameters = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -88,7 +100,8 @@ def infer_operation(path: str) -> dict[str, Any]:
         parameters.append({"name": "version", "in": "path", "required": True, "schema": {"type": "string"}})
     return {
         "tags": ["v2"],
-        "summary": "V2 inference: one input per column; outputs label, probabilities, prediction_id"
+        "summary": "V2 inference: one input per column; outputs label, probabilities, prediction_id "
+        "(and reason codes with parameters.explain)"
         + (" (the active version)" if "{version}" in path else ""),
         "operationId": "v2_infer_version" if "{version}" in path else "v2_infer",
         "security": [{"ApiKey": []}, {"Bearer": []}],

@@ -6,15 +6,20 @@ monitoring) as records; the answer comes back as V2 tensors.
 
 from __future__ import annotations
 
+import time
+
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import InvalidRecordsError, ServiceError, UnknownVersionError
+from api.errors import InvalidRecordsError, ServiceError, TooManyRowsToExplainError, UnknownVersionError
+from api.http.access import client_key
 from api.http.body import read_json
 from api.http.respond import send_error
+from api.model.explain import explain_records
 from api.observability.logging import add_request_fields, current_request_id
 from api.protocol import v2
 from api.routes.v2.metadata import served
@@ -30,11 +35,15 @@ async def _infer(request: Request) -> Response:
     name: str = request.path_params["name"]
     version: str | None = request.path_params.get("version")
     model = served(service, name, version)
+    caller = client_key(request.scope, service.auth.authenticator)  # fairness and quotas are per caller, as /predict
+    service.batcher.check_quota(caller)
     v2.refuse_binary_header("inference-header-content-length" in request.headers)
     body = await read_json(request, settings.max_body_bytes, untyped_is_json=True)
     parsed = v2.parse_request(body, model, max_rows=settings.max_batch_size)
+    if parsed.explains and len(parsed.records) > settings.explain_max_rows:
+        raise TooManyRowsToExplainError(len(parsed.records), settings.explain_max_rows)
     try:
-        answer = await service.batcher.submit(parsed.records)  # validate → transform → predict, as /predict
+        answer = await service.batcher.submit(parsed.records, caller)  # validate → transform → predict, as /predict
     except InvalidRecordsError as exc:
         raise v2.locate(exc) from None
     if version is not None and answer.model.version != version:
@@ -42,7 +51,15 @@ async def _infer(request: Request) -> Response:
     add_request_fields(model_version=answer.model.version, rows=answer.batch.size)
     service.record_answer(answer, parsed.records, caller=request.scope.get("state", {}).get("caller"),
                           request_id=current_request_id())  # fmt: skip
-    return Response(orjson.dumps(v2.render(answer, parsed, name)), media_type="application/json")
+    explained = None
+    if parsed.explains and parsed.explain is not None:
+        # The model object that answered explains: the same version even if a reload swapped it meanwhile.
+        started = time.perf_counter()
+        explained = await run_in_threadpool(
+            explain_records, answer.model, parsed.records, parsed.explain, answer.output.values
+        )
+        service.metrics.observe_phase("explanation", time.perf_counter() - started)
+    return Response(orjson.dumps(v2.render(answer, parsed, name, explained)), media_type="application/json")
 
 
 async def infer(scope: Scope, receive: Receive, send: Send) -> None:
