@@ -8,14 +8,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: help venv run test test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
+.PHONY: help venv run score bench-score test test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 venv: $(VENV)/.requirements.sha256  ## Create/refresh the development virtualenv (default stack + test/lint tools)
 
-$(VENV)/.requirements.sha256: requirements.txt requirements-service.txt requirements-dev.txt
+$(VENV)/.requirements.sha256: requirements.txt requirements-service.txt requirements-dev.txt requirements-scoring.txt
 	@$(PYTHON) scripts/ensure_env.py --dev >/dev/null
 
 run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://localhost:$(APP_PORT), in the environment it needs
@@ -23,6 +23,11 @@ run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://
 	  echo "No credentials configured: the service generates an API key and prints it once below ('generated an API key'); set API_KEYS=name:key to choose one."
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
 	  MODEL_DIR="$(MODEL_DIR)" APP_PORT="$(APP_PORT)" exec "$$env_dir/bin/python" -m api
+
+score:  ## Score a file: make score MODEL_DIR=<bundle> IN=<csv|parquet> OUT=<csv|parquet> [ID=customerID] [ENGINE=spark] [ARGS=--keep-input]
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score MODEL_DIR=<dir> IN=<file> OUT=<file> [ID=<column>] [ENGINE=spark] [ARGS=...]"; exit 2; }
+	@env_dir="$$($(PYTHON) scripts/ensure_env.py $(if $(filter spark,$(ENGINE)),--spark,--score) "$(MODEL_DIR)")" && \
+	  MODEL_DIR="$(MODEL_DIR)" "$$env_dir/bin/python" -m api.score "$(IN)" "$(OUT)" $(if $(ID),--id "$(ID)") $(if $(ENGINE),--engine "$(ENGINE)") $(ARGS)
 
 test: venv  ## Run the whole suite (default stack, then the real bundle's scikit-learn 1.1.3 stack)
 	$(BIN)/python -m pytest

@@ -1,0 +1,60 @@
+"""File cells → the values a JSON client would send, so the API's validation rules apply unchanged.
+
+A CSV has no null: its blank cell is the file's way to say "missing". A cell that is empty or
+only whitespace becomes null (the API's missing value) — accepted where the fitted pipeline
+imputes the column (the loader proved it: ``ColumnSpec.nullable``), rejected with the field named
+where it does not. A numeric column's other text is parsed with Python's ``float`` (correctly
+rounded, so ``"29.85"`` is the same double a JSON client sends); text that is not a finite number
+stays text and is rejected by validation like a string sent to /predict. Categorical cells stay text:
+validation coerces them exactly as it coerces JSON (``"1"`` → 1 where the categories are the
+integers 0 and 1). Parquet cells arrive typed; a NaN in a numeric column is missing, as null, and
+±inf is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from api.model.schema import ColumnSpec
+
+
+def _numeric_cell(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return value  # validation names the field and says a number was expected
+        return number if math.isfinite(number) else value  # "nan", "inf": text, refused like any other
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else repr(value)  # Parquet's NaN is missing; ±inf is refused
+    return value
+
+
+def _categorical_cell(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def column_values(spec: ColumnSpec, values: Sequence[Any]) -> list[Any]:
+    """One column's cells as JSON values for ``spec``."""
+    if spec.kind == "numeric":
+        if all(type(v) is float and math.isfinite(v) for v in values):
+            return list(values)  # a typed, complete Parquet column: nothing to convert
+        return [_numeric_cell(v) for v in values]
+    return [_categorical_cell(v) for v in values]
+
+
+def records(columns: dict[str, list[Any]], size: int) -> list[dict[str, Any]]:
+    """Row-wise records (what RecordValidator validates) from converted columns."""
+    if not columns:
+        return [{} for _ in range(size)]
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]

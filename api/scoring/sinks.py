@@ -1,0 +1,100 @@
+"""Write output chunks to CSV or Parquet, and rejected rows to ``OUT.rejects.csv``.
+
+The output is written to ``OUT.partial`` and renamed when the job ends, so a file at OUT is
+always complete. Floats are written so they read back as the same doubles (CSV: shortest repr).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from api.scoring.scorer import Reject
+
+
+def rejects_path(out: Path) -> Path:
+    return out.with_name(out.name + ".rejects.csv")
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+class Sink(Protocol):
+    def write(self, columns: dict[str, Any], rows: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CsvSink:
+    """Chunks appended to one CSV, header first."""
+
+    def __init__(self, path: Path, names: list[str]) -> None:
+        import pandas as pd
+
+        self._pd = pd
+        self.handle = path.open("w", encoding="utf-8", newline="")
+        pd.DataFrame(columns=names).to_csv(self.handle, index=False)
+
+    def write(self, columns: dict[str, Any], rows: int) -> None:
+        if rows:
+            self._pd.DataFrame(columns).to_csv(self.handle, index=False, header=False)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class ParquetSink:
+    """Chunks appended as row groups of one Parquet file; the schema is the first chunk's."""
+
+    def __init__(self, path: Path, names: list[str]) -> None:
+        self.path = path
+        self.names = names
+        self.writer: Any = None
+
+    def write(self, columns: dict[str, Any], rows: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not rows:
+            return
+        if self.writer is None:
+            table = pa.table(columns)
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        else:
+            table = pa.table(columns).cast(self.writer.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is None:  # nothing was accepted: an empty file with the columns' names
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({name: pa.array([], pa.null()) for name in self.names}), self.path)
+        else:
+            self.writer.close()
+
+
+def open_sink(path: Path, fmt: str, names: list[str]) -> Sink:
+    return ParquetSink(path, names) if fmt == "parquet" else CsvSink(path, names)
+
+
+class RejectsFile:
+    """``row,field,reason`` lines, one per refused field (written even when empty: no stale file survives)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = path.open("w", encoding="utf-8", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(["row", "field", "reason"])
+        self.count = 0
+
+    def write(self, rejects: Iterable[Reject]) -> None:
+        for reject in rejects:
+            self.writer.writerow([reject.row, reject.field or "", reject.reason])
+            self.count += 1
+
+    def close(self) -> None:
+        self.handle.close()
