@@ -14,9 +14,10 @@ integers 0 and 1). Parquet cells arrive typed; a NaN in a numeric column is miss
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from api.model.coercion import Rejected, categorical
 from api.model.schema import ColumnSpec
 
 
@@ -44,12 +45,38 @@ def _categorical_cell(value: Any) -> Any:
 
 
 def column_values(spec: ColumnSpec, values: Sequence[Any]) -> list[Any]:
-    """One column's cells as JSON values for ``spec``."""
-    if spec.kind == "numeric":
-        if all(type(v) is float and math.isfinite(v) for v in values):
-            return list(values)  # a typed, complete Parquet column: nothing to convert
-        return [_numeric_cell(v) for v in values]
-    return [_categorical_cell(v) for v in values]
+    """One column's cells as JSON values for ``spec``, each distinct cell converted once.
+
+    Categorical cells are also put through validation's own coercion for the column (so ``"1"``
+    becomes the fitted integer 1 once per distinct value, not once per row); a cell it refuses is
+    left as it is, for validation to reject with its own message.
+    """
+    if spec.kind == "numeric" and all(type(v) is float and math.isfinite(v) for v in values):
+        return list(values)  # a typed, complete Parquet column: nothing to convert
+    try:
+        distinct = set(values)
+    except TypeError:  # a nested Parquet value: validation refuses it
+        return list(values)
+    convert = _numeric_cell if spec.kind == "numeric" else _categorical(spec)
+    mapping = {value: convert(value) for value in distinct}
+    if all(key is mapped for key, mapped in mapping.items()):
+        return list(values)
+    return list(map(mapping.__getitem__, values))
+
+
+def _categorical(spec: ColumnSpec) -> Callable[[Any], Any]:
+    coerce = categorical(spec)
+
+    def convert(value: Any) -> Any:
+        cell = _categorical_cell(value)
+        if cell is None:
+            return None
+        try:
+            return coerce(cell)
+        except Rejected:
+            return cell
+
+    return convert
 
 
 def records(columns: dict[str, list[Any]], size: int) -> list[dict[str, Any]]:

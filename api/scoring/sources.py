@@ -44,7 +44,7 @@ class Source:
         import pandas as pd
 
         reader = pd.read_csv(
-            self.path, dtype=str, keep_default_na=False, na_filter=False, chunksize=self.chunk_rows, encoding="utf-8"
+            self.path, dtype=object, keep_default_na=False, na_filter=False, chunksize=self.chunk_rows, encoding="utf-8"
         )
         with reader:
             while True:
