@@ -52,8 +52,12 @@ profile:  ## Write a drift profile into MODEL_DIR from the training CSV DATA=<cs
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
 	  "$$env_dir/bin/python" -m training.profile --model-dir "$(MODEL_DIR)" --data "$(DATA)"
 
-bench: venv  ## Benchmarks: this service vs the tutorial baseline and MLServer, same run
+bench: venv  ## Benchmarks: this service vs the tutorial baseline and MLServer, same run; then file scoring
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.score --rows 20000
+
+bench-score: venv  ## File scoring vs the offline one-shot pipeline and the predict floor (ROWS=50000), same run
+	$(BIN)/python -m bench.score --rows $(or $(ROWS),50000)
 
 image-test:  ## Build the hardened image with podman and check it over HTTP; then the seed's flow (real files copied into models/)
 	bash scripts/image-test.sh

@@ -1,8 +1,9 @@
 """One chunk of a file → output rows and rejected rows, through the API's own validation and inference.
 
 The validator and the predictor are the loaded model's (api/model/loader.py): the same checks,
-the same proven compiled transform and predict call as POST /predict. A chunk that fails
-validation is not dropped: the rows validation names are rejected (one line per bad field) and
+the same proven compiled transform and predict call as POST /predict. A clean chunk is validated
+column by column (``validate_columns``: no per-row records). A chunk that fails validation is not
+dropped: the rows validation names are rejected (one line per bad field) and
 the others are validated again and scored. Validation stops listing problems after
 ``MAX_REPORTED_PROBLEMS``; past that the chunk is halved until each part's problems are complete,
 so a file full of bad rows costs a few extra passes, not one per row.
@@ -82,7 +83,10 @@ class ChunkScorer:
         if self.id_field and self.id_field not in converted:
             converted[self.id_field] = list(chunk[self.id_field])
         rejects: list[Reject] = []
-        parts = self._validated(records(converted, size), list(range(size)), first_row, rejects)
+        try:
+            parts = [(list(range(size)), self.model.validator.validate_columns(converted, size))]
+        except InvalidRecordsError:
+            parts = self._validated(records(converted, size), list(range(size)), first_row, rejects)
         kept = [row for rows, _ in parts for row in rows]
         rejects.sort(key=lambda r: r.row)
         result = ScoredChunk(columns={name: [] for name in self.output_names}, rows=len(kept), rejects=rejects)
