@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", type=Path, help="CSV or Parquet file to score (.parquet/.pq: Parquet)")
-    parser.add_argument("output", type=Path, help="where to write the scores (.parquet/.pq: Parquet, else CSV)")
+    parser.add_argument("input", help="CSV or Parquet file to score (.parquet/.pq: Parquet; with Spark, any URI)")
+    parser.add_argument("output", help="where the scores go (.parquet/.pq: Parquet, else CSV; Spark: a directory)")
     parser.add_argument("--model-dir", help="bundle directory (MODEL_DIR; default models)")
     parser.add_argument("--model-version", help="YYYYMMDD_HHMMSS version to use (MODEL_VERSION; default newest)")
     parser.add_argument("--id", dest="id_field", help="input column echoed as the first output column (ID_FIELD)")
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
             model = load_for_scoring(settings)
             summary = score_file(
-                model, args.input, args.output, chunk_rows=chunk_rows, keep_input=args.keep_input,
+                model, Path(args.input), Path(args.output), chunk_rows=chunk_rows, keep_input=args.keep_input,
                 input_format=args.input_format, output_format=args.output_format, progress=progress,
             )
     except ServiceError as exc:

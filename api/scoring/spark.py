@@ -123,16 +123,23 @@ def _spark_type(value: Any) -> str:
     return "string"
 
 
+def _local_rejects(out: str) -> Path:
+    """Where the driver writes the rejects: beside a local output, in the working directory for a URI."""
+    if "://" not in out:
+        return rejects_path(Path(out))
+    return Path.cwd() / (out.rstrip("/").rsplit("/", 1)[-1] + ".rejects.csv")
+
+
 def score_with_spark(
     settings: Settings,
-    source: Path,
-    out: Path,
+    source: str,
+    out: str,
     *,
     keep_input: bool = False,
     input_format: str | None = None,
     output_format: str | None = None,
 ) -> JobSummary:
-    """Score ``source`` into the Spark directory ``out`` (+ ``OUT.rejects.csv``) with a Spark session."""
+    """Score ``source`` (a path or URI) into the Spark directory ``out`` (+ the rejects file) with a Spark session."""
     import time
 
     from pyspark.sql import SparkSession
@@ -156,9 +163,9 @@ def score_with_spark(
     spark.sparkContext.setLogLevel("ERROR")
     reader = spark.read
     frame = (
-        reader.parquet(str(source))
-        if file_format(source, input_format) == "parquet"
-        else reader.option("header", "true").option("inferSchema", "false").csv(str(source))
+        reader.parquet(source)
+        if file_format(Path(source), input_format) == "parquet"
+        else reader.option("header", "true").option("inferSchema", "false").csv(source)
     )
     header = list(frame.columns)
     scorer = ChunkScorer(model, header, keep_input=keep_input)  # refuses a missing column before any task
@@ -175,15 +182,15 @@ def score_with_spark(
     try:
         accepted = result.filter(F.col(_REASON).isNull()).select(*scorer.output_names)
         writer = accepted.write.mode("overwrite")
-        if file_format(out, output_format) == "parquet":
-            writer.parquet(str(out))
+        if file_format(Path(out), output_format) == "parquet":
+            writer.parquet(out)
         else:
-            writer.option("header", "true").csv(str(out))
-        summary = JobSummary(model.version, output=out, rejects=rejects_path(out))
+            writer.option("header", "true").csv(out)
+        summary = JobSummary(model.version, output=Path(out), rejects=_local_rejects(out))
         counts = {row[0]: row[1] for row in result.groupBy(F.col(_REASON).isNull()).count().collect()}
         summary.scored = counts.get(True, 0)
         rejects = result.filter(F.col(_REASON).isNotNull()).select(_PARTITION, _INDEX, _FIELD, _REASON)
-        _write_rejects(frame, rejects, rejects_path(out), summary)
+        _write_rejects(frame, rejects, _local_rejects(out), summary)
         summary.rows = summary.scored + summary.rejected_rows
     finally:
         result.unpersist()
