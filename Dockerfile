@@ -69,7 +69,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin app
+        --home-dir /nonexistent --shell /usr/sbin/nologin app \
+ && mkdir -p /var/lib/modelo && chown 10001:10001 /var/lib/modelo && chmod 0700 /var/lib/modelo
 
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/app /app
@@ -79,7 +80,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     MODEL_DIR=/app/models \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    DATA_DIR=/var/lib/modelo
+
+# The embedded prediction store (SQLite) and its generated key live here unless DATABASE_URL is set:
+# a volume, so a read-only root filesystem still works and the data outlives the container.
+VOLUME ["/var/lib/modelo"]
 
 # Import what serving this bundle needs (the service, numpy/scipy/pandas/scikit-learn, what the
 # pickles reference), here where libgomp is: a bad combination fails the build, not the start.

@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: help venv run score bench-score test test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
+.PHONY: help venv run migrate score bench-score test test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,6 +23,9 @@ run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://
 	  echo "No credentials configured: the service generates an API key and prints it once below ('generated an API key'); set API_KEYS=name:key to choose one."
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
 	  MODEL_DIR="$(MODEL_DIR)" APP_PORT="$(APP_PORT)" exec "$$env_dir/bin/python" -m api
+
+migrate:  ## Bring the prediction store's schema (DATABASE_URL, default the SQLite file in DATA_DIR) to the newest migration
+	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && "$$env_dir/bin/python" -m api.store.migrate
 
 score:  ## Score a file: make score MODEL_DIR=<bundle> IN=<csv|parquet> OUT=<csv|parquet> [ID=customerID] [ENGINE=spark] [ARGS=--keep-input]
 	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score MODEL_DIR=<dir> IN=<file> OUT=<file> [ID=<column>] [ENGINE=spark] [ARGS=...]"; exit 2; }

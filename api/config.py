@@ -52,8 +52,20 @@ class Settings(BaseSettings):
         "(default: the manifest's threshold, else the model's own predict, 0.5 for a Booster).",
     )
     max_batch_size: int = Field(1000, ge=1, description="Most records one request may carry.")
+    explain_max_rows: int = Field(
+        100,
+        ge=1,
+        description="Most records one POST /predict?explain=N may ask reasons for (beyond: 413); "
+        "attribution costs far more per row than a prediction.",
+    )
     id_field: str | None = Field(
         None, description="Input field echoed back as `id` in each prediction (e.g. customerID)."
+    )
+    model_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,128}$",
+        description="The model's name in the Open Inference Protocol (/v2/models/<name>); default: the "
+        "manifest's `name`, else the name of the folder the bundle is in.",
     )
     extra_fields: Literal["ignore", "forbid"] = Field(
         "ignore",
@@ -107,6 +119,41 @@ class Settings(BaseSettings):
         description="After the drain, longest wait for requests in flight to finish before they are cancelled.",
     )
 
+    # --- connections (bounded before a request reaches the app; see SECURITY.md) ----------
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send a request's line and headers, from its first byte (or from "
+        "connecting); then the connection is cut (408 if part of a request had arrived).",
+    )
+    body_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Longest a client may take to send a request's body once its headers are in (408, connection "
+        "closed). Keep it below REQUEST_TIMEOUT_SECONDS so a trickled body is the client's 408, not a 504.",
+    )
+    keepalive_timeout_seconds: int = Field(
+        5, ge=1, description="How long (whole seconds) an idle keep-alive connection is kept open between requests."
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="Open connections served per process; beyond it a request gets 503 too_many_connections "
+        "(/health and /ready still answer). Lowered to fit the file-descriptor limit.",
+    )
+    max_connections_per_client: int = Field(
+        64,
+        ge=1,
+        description="Open connections served per client address; beyond it 503 too_many_connections. Addresses "
+        "in FORWARDED_ALLOW_IPS (your proxies) are exempt.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses/networks of your proxies or load balancers, or `*`: uvicorn takes "
+        "the client address and scheme from their X-Forwarded-For/-Proto headers, and their connections are "
+        "exempt from MAX_CONNECTIONS_PER_CLIENT (they still count towards MAX_CONNECTIONS).",
+    )
+
     # --- request limits -----------------------------------------------------------------
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body (413).")
     request_timeout_seconds: float = Field(
@@ -156,6 +203,53 @@ class Settings(BaseSettings):
     feedback_ttl_seconds: float = Field(7 * 24 * 3600.0, gt=0, description="How long a prediction id accepts a label.")
     performance_window: int = Field(5000, ge=1, description="Most recent labelled predictions used for live accuracy.")
 
+    # --- prediction store ---------------------------------------------------------------
+    prediction_store: bool = Field(
+        True, description="Keep every answered prediction in the store (`off` disables it: memory-only feedback)."
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="The store's database: `postgresql://user:pass@host/db` (psycopg 3) shared by replicas; "
+        "default an embedded SQLite file in DATA_DIR (`sqlite:///path` also works).",
+    )
+    data_dir: Path = Field(Path("data"), description="Directory of the embedded store and its generated key.")
+    store_keys: SecretStr | None = Field(
+        None,
+        description="Store encryption keys, comma-separated `id:base64key` (32 bytes each): the first encrypts, "
+        "all decrypt (rotation). Without keys a key is generated into DATA_DIR (protects a copy of the "
+        "database alone).",
+    )
+    store_keys_file: Path | None = Field(None, description="File of `id:base64key` lines (same rules as STORE_KEYS).")
+    store_flush_ms: float = Field(
+        200.0, gt=0, description="Longest an answered prediction waits in memory before it is written (durability)."
+    )
+    store_buffer_rows: int = Field(
+        100_000,
+        ge=1,
+        description="Most rows kept in memory while the database is unreachable; beyond it the oldest are "
+        "dropped (counted in modelo_store_dropped_rows_total).",
+    )
+    store_retention_days: float | None = Field(
+        None, gt=0, description="Delete predictions (and their labels) older than this many days (default: keep)."
+    )
+    store_shutdown_seconds: float = Field(
+        15.0, gt=0, description="Longest a graceful stop waits to write the buffered rows."
+    )
+    labels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Original target labels per model class, `0:No,1:Yes`: feedback may use them (default: the "
+        "manifest's recorded mapping).",
+    )
+    drift_fleet_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="With a shared DATABASE_URL, /monitoring/drift covers every replica's rows of the last this "
+        "many minutes (each replica adds its drift counts to the store every DRIFT_INTERVAL_SECONDS).",
+    )
+    drift_min_rows: int = Field(
+        200, ge=1, description="Fewest rows a drift window needs before PSI is reported (else: insufficient data)."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:
@@ -173,7 +267,23 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("model_version", "id_field", "rate_limit", mode="before")
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_pairs(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().startswith("{"):
+            import json
+
+            return json.loads(value)
+        if isinstance(value, str):
+            pairs = [part.split(":", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("LABELS must be `class:label` pairs, e.g. 0:No,1:Yes")
+            return {cls_.strip(): label.strip() for cls_, label in pairs}
+        return value
+
+    @field_validator(
+        "model_version", "model_name", "id_field", "rate_limit", "database_url", "store_keys", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

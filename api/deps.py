@@ -53,5 +53,6 @@ def _requires(access: Access) -> Callable[..., Awaitable[Principal]]:
 
 
 PredictCaller = Annotated[Principal, Depends(_requires("predict"))]
+FeedbackCaller = Annotated[Principal, Depends(_requires("feedback"))]
 AdminCaller = Annotated[Principal, Depends(_requires("admin"))]
 AnyCaller = Annotated[Principal, Depends(_requires("authenticated"))]

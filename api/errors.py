@@ -3,7 +3,8 @@
 An error body keeps one shape whoever raised it (a route, a middleware, the last-resort handler):
 ``{"error": {"code", "message", "details"?}}`` plus the RFC 9457 problem fields ``type``, ``title``,
 ``status`` and ``detail``. It is sent as ``application/problem+json`` when the client asks for that
-media type, else as ``application/json``.
+media type, else as ``application/json``. The Open Inference Protocol (``/v2``) has its own error
+object, ``{"error": "<message>"}``: the same errors, rendered in that style (``style="v2"``).
 
 Why one module of ~330 lines: it is the catalogue. Every error a client can receive is defined
 here, so its status, code and title are found (and reviewed) in one place, and the error metric's
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -25,6 +26,8 @@ REALM: Final = 'Bearer realm="modelo-ml-api"'
 PROBLEM_TYPE_PREFIX: Final = "urn:modelo-ml-api:error:"
 
 Header = tuple[bytes, bytes]
+# "service": our own error object (+ RFC 9457 fields); "v2": the Open Inference Protocol's {"error": "..."}.
+ErrorStyle = Literal["service", "v2"]
 
 
 class ServiceError(Exception):
@@ -174,12 +177,47 @@ class UnknownCategoryError(InvalidInputError):
         self.value = value
 
 
+class BinaryTensorsUnsupportedError(ServiceError):
+    """A V2 request uses the binary tensor data extension, which this server does not speak."""
+
+    status_code = 400
+    code = "binary_tensors_unsupported"
+    title = "Binary tensor data unsupported"
+
+
 class ExplanationUnavailableError(ServiceError):
     """The served model's kind cannot attribute its predictions to its inputs exactly."""
 
     status_code = 400
     code = "explanation_unavailable"
     title = "Explanation unavailable"
+
+
+class InvalidExplainError(InvalidInputError):
+    """The ``explain`` query parameter is not a whole number of reasons >= 1."""
+
+    code = "invalid_explain"
+
+    def __init__(self, sent: str) -> None:
+        super().__init__(
+            f"query parameter 'explain' must be a whole number >= 1 (reasons per row), got {sent!r}",
+            details=[{"loc": ["query", "explain"], "field": "explain", "msg": "expected an integer >= 1",
+                      "type": "invalid_explain"}],
+        )
+
+
+class TooManyRowsToExplainError(PayloadTooLargeError):
+    """More rows than EXPLAIN_MAX_ROWS asked for reasons in one request."""
+
+    code = "too_many_rows_to_explain"
+
+    def __init__(self, rows: int, limit: int) -> None:
+        super().__init__(
+            f"explain is limited to {limit} rows per request (EXPLAIN_MAX_ROWS); this request has {rows}: "
+            "send fewer rows with explain, or none",
+            details=[{"loc": ["query", "explain"], "field": "explain", "msg": f"at most {limit} rows",
+                      "type": "too_many_rows"}],
+        )
 
 
 # --- who is calling --------------------------------------------------------------------------
@@ -256,6 +294,22 @@ class OverloadedError(RetryLaterError):
     title = "Overloaded"
 
 
+class TooManyConnectionsError(RetryLaterError):
+    """This process (MAX_CONNECTIONS) or this client address (MAX_CONNECTIONS_PER_CLIENT) holds too many connections."""
+
+    status_code = 503
+    code = "too_many_connections"
+    title = "Too many connections"
+
+
+class ClientTimeoutError(ServiceError):
+    """The client took longer than HEADER_TIMEOUT_SECONDS / BODY_TIMEOUT_SECONDS to send its request."""
+
+    status_code = 408
+    code = "client_timeout"
+    title = "Request timeout"
+
+
 class RequestTimeoutError(ServiceError):
     """The request took longer than REQUEST_TIMEOUT_SECONDS."""
 
@@ -320,10 +374,42 @@ class NoPreviousVersionError(ServiceError):
 
 
 class UnknownVersionError(NotFoundError):
-    """The version named is not in MODEL_DIR."""
+    """The version named is not in MODEL_DIR (or, for /v2, not the one being served)."""
 
     code = "unknown_version"
     title = "Unknown model version"
+
+
+# --- the prediction store --------------------------------------------------------------------
+
+
+class StoreError(ServiceError):
+    """The prediction store cannot answer (database unreachable, or its keys refuse a row)."""
+
+    status_code = 503
+    code = "store_unavailable"
+    title = "Prediction store unavailable"
+
+
+class StoreKeyError(StoreError):
+    """The configured store keys cannot be used, or a row was written with a key not configured."""
+
+    status_code = 500
+    code = "store_key_error"
+    title = "Prediction store key error"
+
+
+class StoreDisabledError(ServiceError):
+    """The route needs the prediction store, and PREDICTION_STORE=off."""
+
+    status_code = 404
+    code = "store_disabled"
+    title = "Prediction store disabled"
+class UnknownModelError(NotFoundError):
+    """A /v2 request names a model this server does not serve (MODEL_NAME)."""
+
+    code = "unknown_model"
+    title = "Unknown model"
 
 
 class InternalError(ServiceError):
@@ -353,11 +439,14 @@ def wants_problem_json(accept: bytes | str | None) -> bool:
     return PROBLEM_JSON in raw.lower()
 
 
-def render_error(error: ServiceError, *, accept: bytes | str | None = None) -> RenderedError:
-    """The one place an error becomes an HTTP answer."""
-    body = orjson.dumps(error.to_body())
+def render_error(
+    error: ServiceError, *, accept: bytes | str | None = None, style: ErrorStyle = "service"
+) -> RenderedError:
+    """The one place an error becomes an HTTP answer, in the style of the protocol that was spoken."""
+    v2 = style == "v2"
+    body = orjson.dumps({"error": error.message} if v2 else error.to_body())
     headers: list[Header] = [
-        (b"content-type", PROBLEM_JSON if wants_problem_json(accept) else JSON),
+        (b"content-type", PROBLEM_JSON if not v2 and wants_problem_json(accept) else JSON),
         (b"content-length", str(len(body)).encode()),
         *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in error.headers().items()),
     ]

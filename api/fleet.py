@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,7 +49,7 @@ class VersionStore(Protocol):
 
     def set_active_version(self, version: str, by: str | None) -> Active: ...
 
-    def history(self, limit: int = 20) -> list[Active]: ...
+    def history(self, limit: int = 20) -> Sequence[Active]: ...
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ def measure(
     model_dir: Path, one: dict[str, Any] | None, many: list[dict[str, Any]] | None, budget: float = BUDGET_SECONDS
 ) -> list[dict[str, Any]]:
     """One row per (step, rows): µs per call and per row."""
+    from api.model.attribution import ColumnLayout
+    from api.model.explain import explain_records
     from api.model.loader import load_bundle
 
     loaded = load_bundle(model_dir)
@@ -61,6 +63,9 @@ def measure(
             steps.append(("compiled transform", partial(predictor.transform, columns)))
         steps.append(("model predict", partial(predictor.predict, predictor.transform(columns), rows)))
         steps.append(("validate + transform + predict", partial(_end_to_end, validator, predictor, records)))
+        if isinstance(loaded.layout, ColumnLayout):  # the model can explain itself
+            steps.append(("explain=3 (validate + transform + contributions + fold)",
+                          partial(explain_records, loaded, records, 3)))
         for step, fn in steps:
             micros = per_call_us(fn, budget)
             results.append({"step": step, "rows": rows, "us_per_call": micros, "us_per_row": micros / rows})

@@ -66,11 +66,18 @@ def mlserver_body(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"parameters": {"content_type": "pd"}, "inputs": inputs, "outputs": [{"name": "predict_proba"}]}
 
 
+def v2_body(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """This service over the Open Inference Protocol: the same pandas-style tensors, its own outputs (all of them)."""
+    body = mlserver_body(records)
+    del body["outputs"]
+    return body
+
+
 def positive_probabilities(kind: str, answer: dict[str, Any], positive: str) -> list[float]:
     """P(positive class) per row from one server's answer."""
-    if kind == "mlserver":
-        data = answer["outputs"][0]["data"]
-        width = answer["outputs"][0]["shape"][1]
+    if kind in ("mlserver", "service-v2"):
+        output = next(o for o in answer["outputs"] if o["name"] in ("predict_proba", "probabilities"))
+        data, width = output["data"], output["shape"][1]
         return [float(p) for p in data[width - 1 :: width]]
     rows = answer.get("predictions", [answer])
     if kind == "baseline":

@@ -3,7 +3,9 @@
 For each bundle (the demo one in models/demo/, and the first user's real one when ../shared has it)
 each server is started pinned to CPU 0, checked to answer the benchmark records with the service's
 probabilities, then loaded by wrk pinned to CPU 1: single-row requests at 1, 16 and 64
-connections and 100-row requests at 4, each after a warm-up. Then the in-process floors run in the
+connections and 100-row requests at 4, each after a warm-up. The service is also loaded over the
+Open Inference Protocol (its V2 infer route: 1 row at 1 and 64 connections, 100 rows at 4), in
+the same process right after /predict. Then the in-process floors run in the
 bundle's environment. One table is printed and written to bench/results/ (markdown + JSON).
 
     python -m bench.run [--quick] [--only default|real] [--no-mlserver] [--out DIR]
@@ -28,10 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import payloads
+from bench import connections, payloads
 from bench.loadgen import cpu_prefix, run_wrk, wrk_available
 from bench.mlserver_setup import MODEL_NAME, prepare
-from bench.report import BASELINE, MLSERVER, SERVICE, render
+from bench.report import BASELINE, MLSERVER, SERVICE, SERVICE_STORE_OFF, SERVICE_V2, render
 from bench.servers import RunningServer, ServerSpec, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +48,7 @@ class Scenario:
     name: str
     rows: int
     connections: int
+    query: str = ""  # appended to the path (the service's own options)
 
 
 SCENARIOS = (
@@ -54,6 +57,11 @@ SCENARIOS = (
     Scenario("1 row, c64", 1, 64),
     Scenario("100 rows, c4", payloads.BATCH_ROWS, 4),
 )
+# The same service over the Open Inference Protocol (POST /v2/models/{name}/infer), right after /predict.
+V2_SCENARIOS = (SCENARIOS[0], SCENARIOS[2], SCENARIOS[3])
+# Reason codes (POST /predict?explain=3), this service only, beside the plain "1 row, c1" above. The
+# per-row cost of a batch is in the floors (explaining 100 rows of the real model takes seconds).
+EXPLAIN_SCENARIOS = (Scenario("1 row, c1, explain=3", 1, 1, "?explain=3"),)
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,8 @@ class Bench:
         self.measurements: list[dict[str, Any]] = []
         self.servers: list[dict[str, Any]] = []
         self.floors: dict[str, list[dict[str, Any]]] = {}
+        self.guard: list[dict[str, Any]] = []
+        self.guard_floor: list[dict[str, Any]] = []
         self.warnings: list[str] = []
 
     def warn(self, message: str) -> None:
@@ -121,7 +131,8 @@ class Bench:
         print(f"WARNING: {message}", flush=True)
 
     # --- servers -------------------------------------------------------------------------
-    def service_spec(self, bundle: Bundle) -> ServerSpec:
+    def service_spec(self, bundle: Bundle, *, store: bool = True) -> ServerSpec:
+        """The service as deployed by default (the embedded store on, in a fresh DATA_DIR), or with the store off."""
         port = free_port()
         env = {
             "MODEL_DIR": str(bundle.directory),
@@ -129,8 +140,12 @@ class Bench:
             "APP_PORT": str(port),
             "API_KEYS": f"bench:{self.api_key}",
             "LOG_LEVEL": "WARNING",
+            "MODEL_NAME": MODEL_NAME,  # its V2 name: the one MLServer serves under
+            "DATA_DIR": str(self.work / f"data-{bundle.name}-{port}"),
+            "PREDICTION_STORE": "on" if store else "off",
         }
-        return ServerSpec(SERVICE, [str(bundle.python), "-m", "api"], port, "/ready", env, ROOT)
+        name = SERVICE if store else SERVICE_STORE_OFF
+        return ServerSpec(name, [str(bundle.python), "-m", "api"], port, "/ready", env, ROOT)
 
     def baseline_spec(self, bundle: Bundle) -> ServerSpec:
         port = free_port()
@@ -154,36 +169,64 @@ class Bench:
         self.servers.append(record)
         with RunningServer(spec, log, SERVER_CPU) as server:
             record["ready_seconds"] = server.wait_ready()
-            headers = {"X-API-Key": self.api_key} if spec.name == SERVICE else {}
+            headers = {"X-API-Key": self.api_key} if spec.name in (SERVICE, SERVICE_STORE_OFF) else {}
             if spec.name == SERVICE:
                 reference = self._reference(bundle, spec, headers)
                 record["note"] = f"preprocessing: {reference.preprocessing}"
             assert reference is not None
             path, bodies = self._bodies(bundle, spec.name, reference)
             record["answers"] = self._check(bundle, spec, path, headers, reference)
-            for scenario in SCENARIOS:
-                url = spec.base_url + path
-                body = bodies[scenario.rows]
-                if self.warmup > 0:
-                    run_wrk(url, body, headers, scenario.connections, self.warmup, cpu=WRK_CPU)
-                    self._settle(bundle, spec, url, bodies[1], headers)
-                result = run_wrk(url, body, headers, scenario.connections, self.seconds, cpu=WRK_CPU)
-                self._settle(bundle, spec, url, bodies[1], headers)
-                row = {**record, "scenario": scenario.name, "rows": scenario.rows, "connections": scenario.connections}
-                row = {k: v for k, v in row.items() if k not in ("ready_seconds", "answers", "note")}
-                self.measurements.append(
-                    {**row, **result.to_dict(), "rows_per_s": result.requests_per_s * scenario.rows}
-                )
-                print(
-                    f"   {scenario.name:<14} {result.requests_per_s:9.1f} req/s  p50 {result.p50_ms or 0:8.2f} ms  "
-                    f"p99 {result.p99_ms or 0:9.1f} ms  non-2xx {result.non_2xx}  socket errors {result.socket_errors}",
-                    flush=True,
-                )
+            own = SCENARIOS + (EXPLAIN_SCENARIOS if spec.name == SERVICE else ())
+            self._load(server, bundle, spec, spec.name, path, bodies, own, headers)
+            if spec.name == SERVICE:
+                v2 = {"bundle": bundle.name, "server": SERVICE_V2, "note": "the same process, after /predict"}
+                self.servers.append(v2)
+                print(f"== {bundle.name} / {SERVICE_V2}", flush=True)
+                path, bodies = self._bodies(bundle, SERVICE_V2, reference)
+                v2["answers"] = self._check(bundle, spec, path, headers, reference, kind=SERVICE_V2)
+                self._load(server, bundle, spec, SERVICE_V2, path, bodies, V2_SCENARIOS, headers)
             record["rss_mb"] = server.rss_mb()
         print(
             f"   ready after {record['ready_seconds']:.2f} s; RSS after run {record['rss_mb'] or 0:.0f} MiB", flush=True
         )
         return reference
+
+    def _load(
+        self,
+        server: RunningServer,
+        bundle: Bundle,
+        spec: ServerSpec,
+        kind: str,
+        path: str,
+        bodies: dict[int, Path],
+        scenarios: tuple[Scenario, ...],
+        headers: dict[str, str],
+    ) -> None:
+        """Every scenario against one endpoint, each after a warm-up; measurements recorded under ``kind``."""
+        for scenario in scenarios:
+            url = spec.base_url + path + scenario.query
+            body = bodies[scenario.rows]
+            if self.warmup > 0:
+                run_wrk(url, body, headers, scenario.connections, self.warmup, cpu=WRK_CPU)
+                self._settle(bundle, spec, url, bodies[1], headers)
+            cpu_before = server.cpu_seconds()
+            result = run_wrk(url, body, headers, scenario.connections, self.seconds, cpu=WRK_CPU)
+            self._settle(bundle, spec, url, bodies[1], headers)
+            cpu_after = server.cpu_seconds()
+            # Server CPU per answered request: far less sensitive to a busy machine than req/s.
+            cpu_us = (
+                (cpu_after - cpu_before) / result.requests * 1e6
+                if cpu_before is not None and cpu_after is not None and result.requests
+                else None
+            )
+            row: dict[str, Any] = {"bundle": bundle.name, "server": kind, "scenario": scenario.name}
+            row |= {"rows": scenario.rows, "connections": scenario.connections, "cpu_us_per_request": cpu_us}
+            self.measurements.append({**row, **result.to_dict(), "rows_per_s": result.requests_per_s * scenario.rows})
+            print(
+                f"   {scenario.name:<14} {result.requests_per_s:9.1f} req/s  p50 {result.p50_ms or 0:8.2f} ms  "
+                f"p99 {result.p99_ms or 0:9.1f} ms  non-2xx {result.non_2xx}  socket errors {result.socket_errors}",
+                flush=True,
+            )
 
     def _settle(self, bundle: Bundle, spec: ServerSpec, url: str, body: Path, headers: dict[str, str]) -> None:
         """Wait until requests wrk abandoned at its deadline are worked off, so they don't eat the next run."""
@@ -214,28 +257,36 @@ class Bench:
         return Reference(positive, preprocessing, records, probabilities)
 
     def _bodies(self, bundle: Bundle, kind: str, reference: Reference) -> tuple[str, dict[int, Path]]:
-        path = f"/v2/models/{MODEL_NAME}/infer" if kind == MLSERVER else "/predict"
-        build = payloads.mlserver_body if kind == MLSERVER else payloads.service_body
+        path = f"/v2/models/{MODEL_NAME}/infer" if kind in (MLSERVER, SERVICE_V2) else "/predict"
+        build = _BUILDERS[kind]
         bodies = {}
         for rows, records in reference.records.items():
             bodies[rows] = self.work / f"{bundle.name}-{kind}-{rows}.json"
             bodies[rows].write_text(json.dumps(build(records)))
         return path, bodies
 
-    def _check(self, bundle: Bundle, spec: ServerSpec, path: str, headers: dict[str, str], ref: Reference) -> str:
+    def _check(
+        self,
+        bundle: Bundle,
+        spec: ServerSpec,
+        path: str,
+        headers: dict[str, str],
+        ref: Reference,
+        kind: str | None = None,
+    ) -> str:
         """Compare this server's P(positive) on the benchmark records with the service's, exactly."""
+        kind = kind or spec.name
         for rows, records in ref.records.items():
-            body = payloads.mlserver_body(records) if spec.name == MLSERVER else payloads.service_body(records)
-            status, answer = payloads.post_json(spec.base_url + path, body, headers)
+            status, answer = payloads.post_json(spec.base_url + path, _BUILDERS[kind](records), headers)
             if status != 200:
-                self.warn(f"{bundle.name} / {spec.name}: {rows}-row request answered {status}: {str(answer)[:300]}")
+                self.warn(f"{bundle.name} / {kind}: {rows}-row request answered {status}: {str(answer)[:300]}")
                 return f"no ({rows} rows: HTTP {status})"
-            got = payloads.positive_probabilities(spec.name, answer, ref.positive)
+            got = payloads.positive_probabilities(kind, answer, ref.positive)
             want = ref.probabilities[rows]
             if got != want:
                 gap = max((abs(a - b) for a, b in zip(got, want, strict=False)), default=float("nan"))
                 self.warn(
-                    f"{bundle.name} / {spec.name}: P(positive) differs from the service's ({rows} rows, |Δ| {gap:.3g})"
+                    f"{bundle.name} / {kind}: P(positive) differs from the service's ({rows} rows, |Δ| {gap:.3g})"
                 )
                 return f"no (max abs diff {gap:.3g})"
         return "yes (1 and 100 rows, exact)"
@@ -253,6 +304,15 @@ class Bench:
             self.warn(f"{bundle.name}: floors failed: {done.stderr.strip().splitlines()[-1:]}")
             return
         self.floors[bundle.name] = json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_BUILDERS = {
+    SERVICE: payloads.service_body,
+    SERVICE_STORE_OFF: payloads.service_body,
+    BASELINE: payloads.service_body,
+    MLSERVER: payloads.mlserver_body,
+    SERVICE_V2: payloads.v2_body,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         bundles, skipped = _bundles(args.only, work)
         for bundle in bundles:
             reference = bench.run_server(bundle, bench.service_spec(bundle), None)
+            if bundle.name == "default":
+                print("\n== default / connection guard: with and without, interleaved", flush=True)
+                body = work / "default-service-1.json"
+                bench.guard = connections.measure(
+                    bundle.directory, body, bench.api_key, seconds, work, root=ROOT, cpus=(SERVER_CPU, WRK_CPU)
+                )
+                bench.guard_floor = connections.protocol_floor(rounds=3 if seconds < 5 else 9)
+            bench.run_server(bundle, bench.service_spec(bundle, store=False), reference)
             bench.run_server(bundle, bench.baseline_spec(bundle), reference)
             if with_mlserver:
                 try:
@@ -303,9 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         "measurements": bench.measurements,
         "servers": bench.servers,
         "floors": bench.floors,
+        "connection_guard": bench.guard,
+        "connection_guard_floor": bench.guard_floor,
         "warnings": bench.warnings,
     }
     report = render(results)
+    if bench.guard:
+        report += "\n## Connection guard cost (same app, same run)\n" + connections.table(bench.guard) + "\n"
+        report += "\n" + connections.floor_table(bench.guard_floor) + "\n"
     print("\n" + report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(report)

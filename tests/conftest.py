@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,10 @@ import pytest
 from tests.support.live_server import DEMO_BUNDLE, ROOT, LiveServer, live_server
 
 pytest_plugins = ["tests.support.fitted", "tests.support.credentials"]
+
+# The prediction store is on by default: every app and server a test starts keeps its embedded
+# store (and generated key) in a temporary DATA_DIR, never in the working tree's ./data.
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="modelo-test-data-"))
 
 SHARED = ROOT.parent / "shared"
 REAL_MODEL = SHARED / "real-model"

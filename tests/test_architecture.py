@@ -15,6 +15,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("api.observability", "api.auth"),
     ("api.bundle",),
     ("api.model",),
+    ("api.protocol",),
     ("api.monitoring", "api.store"),
     ("api.service", "api.scoring", "api.fleet"),
     ("api.http",),

@@ -19,10 +19,17 @@ from api.model.loader import load_bundle
 log = logging.getLogger("training.profile")
 
 
-def _records(frame: pd.DataFrame, numeric: set[str]) -> list[dict[str, Any]]:
-    """CSV rows as a client would send them: numbers parsed (blank → null), text kept as text."""
+def _records(frame: pd.DataFrame, numeric: set[str], booleans: set[str]) -> list[dict[str, Any]]:
+    """CSV rows as a client would send them: numbers parsed (blank → null), booleans as booleans, text as text.
+
+    `numeric` holds every column whose JSON type is a number (integer categories such as
+    SeniorCitizen's 0/1 included): the service takes each field only in its JSON type.
+    """
     for name in numeric & set(frame.columns):
         frame[name] = pd.to_numeric(frame[name].replace(r"^\s*$", np.nan, regex=True), errors="coerce")
+    for name in booleans & set(frame.columns):
+        text = frame[name].str.strip().str.lower()
+        frame[name] = text.map({"true": True, "1": True, "false": False, "0": False})
     rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
     return [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in rows]
 
@@ -30,8 +37,10 @@ def _records(frame: pd.DataFrame, numeric: set[str]) -> list[dict[str, Any]]:
 def write_profile(model_dir: Path, data: Path, version: str | None = None) -> Path:
     """Profile the CSV rows the bundle accepts (and its scores on them) into profile_<version>.json."""
     model = load_bundle(model_dir, version=version, compiled_preprocessing=False)
-    numeric = {c.name for c in model.schema.columns if c.kind == "numeric"}
-    records = _records(pd.read_csv(data, dtype=str, keep_default_na=False), numeric)
+    columns = model.schema.columns
+    numeric = {c.name for c in columns if c.kind == "numeric" or c.value_type in ("integer", "number")}
+    booleans = {c.name for c in columns if c.kind == "categorical" and c.value_type == "boolean"}
+    records = _records(pd.read_csv(data, dtype=str, keep_default_na=False), numeric, booleans)
     accepted, rejected = [], 0
     for record in records:
         try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-SCOPES: Final = frozenset({"predict", "admin"})
+# `feedback` labels predictions (admin implies it): a predict-only key cannot label what it likes.
+SCOPES: Final = frozenset({"predict", "feedback", "admin"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,11 @@ def available_versions(directory: Path) -> list[str]:
     return sorted(own or _artifacts(directory / DEMO_FOLDER)["model"])
 
 
+def profile_path(directory: Path, version: str) -> Path | None:
+    """The drift profile of ``version`` in ``directory`` now (it may be written after the model loaded)."""
+    return _first_existing(directory, PROFILE_NAMES, version)
+
+
 def _first_existing(directory: Path, names: tuple[str, ...], version: str) -> Path | None:
     for name in names:
         candidate = directory / name.format(version=version)

@@ -15,12 +15,13 @@ from api.http.scope import route_path
 
 log = logging.getLogger("api.http.access")
 
-PROBE_PATHS: Final = frozenset({"/health", "/ready"})
+# Probes are open, as Kubernetes calls them: ours and the Open Inference Protocol's.
+PROBE_PATHS: Final = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/ready"})
 DOCS_PATHS: Final = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 STATIC_DOCS_PREFIX: Final = "/static-offline-docs/"
 _IDENTITY: Final = "modelo.identity"  # scope key: the request's verdict, computed at most once
 
-Access = Literal["public", "authenticated", "predict", "admin"]
+Access = Literal["public", "authenticated", "predict", "feedback", "admin"]
 Identity = Principal | InvalidCredentials | None
 
 
@@ -31,8 +32,10 @@ def access_for(path: str, *, metrics_auth: bool) -> Access:
         return "public"
     if path == "/metrics":
         return "authenticated" if metrics_auth else "public"
-    if path == "/admin" or path.startswith("/admin/"):
-        return "admin"
+    if path in ("/admin", "/predictions") or path.startswith(("/admin/", "/predictions/")):
+        return "admin"  # the audit routes show decrypted inputs
+    if path == "/feedback":
+        return "feedback"
     return "predict"
 
 
@@ -72,7 +75,8 @@ def authorize(identity: Identity, access: Access) -> AuthError | None:
         return UnauthorizedError("missing credentials: send X-API-Key or Authorization: Bearer", token_sent=False)
     if isinstance(identity, InvalidCredentials):
         return UnauthorizedError(identity.reason, token_sent=True)
-    if access != "authenticated" and access not in identity.scopes:
+    implied = access == "feedback" and "admin" in identity.scopes  # admin implies feedback
+    if access != "authenticated" and access not in identity.scopes and not implied:
         return ForbiddenError(access)
     return None
 

@@ -1,4 +1,13 @@
-"""Read and parse a JSON request body within the size limit, find the records in it, place problems in it."""
+"""Read and parse a JSON request body within the size limit, find the records in it, place problems in it.
+
+Strict JSON: the body must be declared ``application/json`` (a ``charset`` parameter, if any, must be
+UTF-8, the only encoding RFC 8259 allows between systems); any other media type, ``+json`` suffixes
+included, is a 415. An object holding the same key twice is a 400 naming the key, never "last wins".
+orjson keeps the last duplicate without saying so, so the fast path proves there is none by counting:
+every key in the text has exactly one structural ``:``, so when the parsed objects hold as many keys as
+the body holds ``:`` bytes, no key was collapsed. Only otherwise (a ``:`` inside a string, nested
+objects, or a real duplicate) does the standard library re-parse the body to look.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +29,33 @@ from api.errors import (
     problem_summary,
 )
 
+JSON_MEDIA_TYPE = "application/json"
+_UTF8 = frozenset({"utf-8", "utf8"})
+_SHOWN_KEY = 64  # characters of a duplicate key echoed back
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The parsed body; 415 for a non-JSON content type, 413 past max_bytes, 400 for bad JSON."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
-        raise UnsupportedMediaTypeError(f"expected Content-Type: application/json, got {content_type or 'none'}")
+
+def check_content_type(header: str | None) -> None:
+    """415 unless the body is declared `application/json` (optionally `; charset=utf-8`)."""
+    media_type, _, parameters = (header or "").partition(";")
+    media_type = media_type.strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        shown = media_type[:64] or "none"
+        raise UnsupportedMediaTypeError(f"expected Content-Type: application/json, got {shown}")
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _UTF8:
+            raise UnsupportedMediaTypeError("JSON bodies are UTF-8: charset must be utf-8 or absent")
+
+
+async def read_json(request: Request, max_bytes: int, *, untyped_is_json: bool = False) -> Any:
+    """The parsed body; 415 for a non-JSON content type, 413 past max_bytes, 400 for bad JSON or a duplicate key.
+
+    ``untyped_is_json``: a body without Content-Type is read as JSON (V2 clients such as
+    tritonclient send none).
+    """
+    content_type = request.headers.get("content-type")
+    if not (untyped_is_json and not content_type):
+        check_content_type(content_type)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLargeError(f"request body is {declared} bytes; the limit is {max_bytes}")
@@ -40,7 +70,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     if not raw.strip():
         raise MalformedRequestError("request body is empty; expected a JSON object")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         # Valid JSON can hold a number no float64 holds (1e400): that is bad input (422), not bad JSON.
         out_of_range = out_of_range_numbers(raw)
@@ -52,6 +82,54 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             message = f"invalid input at {where}{what}: {first['msg']}{more}"
             raise InvalidInputError(message, details=out_of_range[:50]) from exc
         raise MalformedRequestError(f"body is not valid JSON (NaN and Infinity are not JSON): {exc}") from exc
+    if not _keys_all_counted(body, raw.count(b":")):
+        refuse_duplicate_keys(raw)
+    return body
+
+
+def _keys_all_counted(body: Any, colons: int) -> bool:
+    """True when the top-level object and the objects in its arrays hold `colons` keys: then none was a duplicate."""
+    if type(body) is not dict:
+        return colons == 0
+    count = len(body)
+    if count == colons:  # one record: a single C-level comparison
+        return True
+    for value in body.values():
+        if type(value) is list:
+            count += sum(map(len, filter(_is_dict, value)))
+    return count == colons
+
+
+def _is_dict(value: Any) -> bool:
+    return type(value) is dict
+
+
+def _shown(key: str) -> str:
+    """A client's key, echoed back at most _SHOWN_KEY characters long."""
+    return key if len(key) <= _SHOWN_KEY else f"{key[:_SHOWN_KEY]}…({len(key)} characters)"
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = _shown(key)
+                raise MalformedRequestError(
+                    f"duplicate key {shown!r} in a JSON object: send each key once",
+                    details=[{"field": shown, "msg": "duplicate key", "type": "duplicate_key"}],
+                )
+            seen.add(key)
+    return obj
+
+
+def refuse_duplicate_keys(raw: bytes) -> None:
+    """400 naming the first key any object of this (valid) JSON body holds twice; the slow, careful look."""
+    try:
+        json.loads(raw, object_pairs_hook=_unique_pairs)
+    except RecursionError as exc:
+        raise MalformedRequestError("body nests too deeply") from exc
 
 
 class _OutOfRange:
@@ -78,7 +156,13 @@ def out_of_range_numbers(raw: bytes) -> list[dict[str, Any]]:
     takes number hooks; NaN/Infinity stay refused and anything else it rejects stays a 400.
     """
     try:
-        body = json.loads(raw.decode("utf-8"), parse_float=_number, parse_int=_number, parse_constant=_no_constant)
+        body = json.loads(
+            raw.decode("utf-8"),
+            parse_float=_number,
+            parse_int=_number,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_pairs,
+        )
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return []
     return [_detail(loc, marker) for loc, marker in _markers(body, ["body"])]
@@ -121,6 +205,15 @@ def split_records(body: Any, *, max_batch: int, batch_key: str = "instances") ->
         )
     if batch_key not in body:
         return [body], False
+    if len(body) > 1:
+        extra = sorted(key for key in body if key != batch_key)
+        raise InvalidInputError(
+            f"a batch holds only '{batch_key}'; unexpected field {_shown(extra[0])!r}",
+            details=[
+                {"loc": ["body", key], "field": _shown(key), "msg": "unexpected field", "type": "extra_forbidden"}
+                for key in extra[:MAX_REPORTED_PROBLEMS]
+            ],
+        )
     instances = body[batch_key]
     if not isinstance(instances, list):
         raise InvalidInputError(

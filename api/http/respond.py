@@ -2,7 +2,9 @@
 
 Whoever answers with an error goes through ``send_error`` (or ``error_response`` inside FastAPI):
 both render with ``api.errors.render_error`` and leave the error's code in the scope, where the
-gateway counts it exactly once in the error metric.
+gateway counts it exactly once in the error metric. The path picks the style: requests under
+``/v2`` speak the Open Inference Protocol and get its ``{"error": "..."}`` object, whichever layer
+refused them (authentication, limits, the route).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Scope, Send
 
 from api.errors import (
+    ErrorStyle,
     InternalError,
     InvalidInputError,
     MalformedRequestError,
@@ -25,16 +28,23 @@ from api.errors import (
     ServiceError,
     render_error,
 )
-from api.http.scope import header
+from api.http.scope import header, route_path
+from api.protocol.v2 import PREFIX as V2_PREFIX
 
 log = logging.getLogger("api")
 
 ERROR_CODE: Final = "modelo.error_code"  # scope key read by the gateway
 
 
+def error_style(scope: Scope) -> ErrorStyle:
+    """The error style of the protocol this request speaks: V2 under /v2, ours everywhere else."""
+    path = route_path(scope)
+    return "v2" if path == V2_PREFIX or path.startswith(V2_PREFIX + "/") else "service"
+
+
 def _rendered(scope: Scope, error: ServiceError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     scope[ERROR_CODE] = error.code
-    rendered = render_error(error, accept=header(scope, b"accept"))
+    rendered = render_error(error, accept=header(scope, b"accept"), style=error_style(scope))
     return rendered.status, rendered.headers, rendered.body
 
 

@@ -45,41 +45,33 @@ def numeric(spec: ColumnSpec) -> Callable[[Any], float]:
     return coerce
 
 
-INT64 = range(-(2**63), 2**63)
+# Integers a JSON parser is sure to read exactly (a float beyond 2**53 may have been a different
+# integer in the text); the published schema gives the same bounds.
+SAFE_INTEGERS = range(-(2**53), 2**53 + 1)
 
 
 def _integer_from(value: Any) -> int | None:
+    # Strict JSON types, as the published schema says: an integer (1.0 is the integer 1 in JSON
+    # Schema too); never a boolean or a string, which a client sends only by mistake.
     number: int | None = None
     if isinstance(value, bool):
-        number = int(value)
-    elif isinstance(value, int):
+        return None
+    if isinstance(value, int):
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        number = int(value.strip())
-    # Beyond int64 no fitted integer category can match, and numpy could not hold it.
-    return number if number is not None and number in INT64 else None
+    # Beyond these bounds no fitted integer category can match (and numpy's int64 could not hold all).
+    return number if number is not None and number in SAFE_INTEGERS else None
 
 
 def _boolean_from(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
+    return value if isinstance(value, bool) else None
 
 
 def _number_from(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
+        number = float(value)
+        return number if math.isfinite(number) else None
     return None
 
 
@@ -137,7 +129,7 @@ def plain(spec: ColumnSpec, column: list[Any]) -> list[Any] | None:
         return column
     if not types <= _PLAIN_TYPES[spec.value_type]:
         return None
-    if spec.value_type == "integer" and not all(v in INT64 for v in column):
+    if spec.value_type == "integer" and not all(v in SAFE_INTEGERS for v in column):
         return None
     if spec.unknown_policy == "error" and not set(column) <= set(spec.categories):
         return None

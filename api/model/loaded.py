@@ -7,6 +7,7 @@ from typing import Any
 
 from api.bundle.files import BundleFiles
 from api.bundle.profile import Profile
+from api.model.attribution import ColumnLayout
 from api.model.predictor import Predictor
 from api.model.schema import InputSchema
 from api.model.validation import RecordValidator
@@ -43,6 +44,8 @@ class LoadedModel:
     profile: Profile | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     golden: str = ""
+    # Where each encoded feature comes from (reason codes), or why this model cannot explain itself.
+    layout: ColumnLayout | str = "explanations were not prepared for this model"
 
     @property
     def version(self) -> str:
@@ -85,5 +88,11 @@ class LoadedModel:
             "drift_profile": self.profile is not None,
             "load_seconds": round(self.load_seconds, 3),
             "golden_rows": self.golden,
+            "explanations": (
+                "POST /predict?explain=N: exact contributions, summed over the encoded features of each of "
+                f"{len(self.layout.columns)} input columns"
+                if isinstance(self.layout, ColumnLayout)
+                else f"unavailable: {self.layout}"
+            ),
             "notes": list(self.notes),
         }

@@ -22,6 +22,7 @@ from api.bundle.profile import Profile, load_profile
 from api.bundle.safe_load import unpickle_artifact
 from api.errors import ArtifactError, ServiceError
 from api.model import proofs
+from api.model.explain import layout_for
 from api.model.golden import check_golden
 from api.model.kinds import kinds_from, recognise, trust_for
 from api.model.kinds.sklearn import split_pipeline
@@ -128,9 +129,11 @@ def load_bundle(
     )
     smoke = validator.validate([example])
     try:
-        predictor.run(smoke.columns, smoke.size)
+        features = predictor.transform(smoke.columns)
+        predictor.predict(features, smoke.size)
     except INFERENCE_ERRORS as exc:
         raise ArtifactError(f"smoke test failed: {type(exc).__name__}: {exc}") from exc
+    layout = layout_for(predictor, schema.frame_order, getattr(features, "shape", (0, 0))[1])
     golden = check_golden(predictor, schema, profile, files.profile, files.version, tolerance=golden_tolerance)
     return LoadedModel(
         files=files,
@@ -146,6 +149,7 @@ def load_bundle(
         profile=profile,
         notes=notes,
         golden=golden,
+        layout=layout,
     )
 
 

@@ -83,8 +83,14 @@ class CodeSpace:
 
     def summarise(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """PSI, missing share and unusual share per feature of a (features, rows) code block."""
-        rows = codes.shape[1]
-        counts = np.bincount(codes.ravel(), minlength=self.size)
+        return self.summarise_counts(self.count(codes), codes.shape[1])
+
+    def count(self, codes: np.ndarray) -> np.ndarray:
+        """How many times each code occurs in a (features, rows) block: what replicas add up."""
+        return np.bincount(codes.ravel(), minlength=self.size).astype(np.int64)
+
+    def summarise_counts(self, counts: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """PSI, missing share and unusual share per feature from code counts over ``rows`` rows."""
         slot_counts = np.bincount(self.slot_of_code, weights=counts, minlength=self.slots)
         actual = np.maximum(slot_counts / rows, EPSILON)
         terms = (actual - self.expected) * (np.log(actual) - self.log_expected)

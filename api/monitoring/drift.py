@@ -16,7 +16,7 @@ from api.bundle.profile import Kind, Profile
 from api.model.columns import ColumnBatch, batch_length
 from api.monitoring.codes import EPSILON, CodeSpace
 
-__all__ = ["EPSILON", "DriftMonitor", "DriftReport", "FeatureDrift"]
+__all__ = ["EPSILON", "DriftCounts", "DriftMonitor", "DriftReport", "FeatureDrift"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,34 @@ class FeatureDrift:
 
 
 @dataclass(frozen=True)
+class DriftCounts:
+    """Code counts of some rows (inputs and scores): summable across replicas and time buckets."""
+
+    inputs: np.ndarray
+    rows: int
+    scores: np.ndarray
+    score_rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": self.inputs.tolist(), "rows": self.rows, "scores": self.scores.tolist(),
+                "score_rows": self.score_rows}  # fmt: skip
+
+    @staticmethod
+    def total(parts: list[dict[str, Any]], inputs_size: int, scores_size: int) -> DriftCounts:
+        """The sum of stored counts laid out for this profile (others, from another profile, are skipped)."""
+        inputs, scores = np.zeros(inputs_size, dtype=np.int64), np.zeros(scores_size, dtype=np.int64)
+        rows = score_rows = 0
+        for part in parts:
+            if len(part.get("inputs", ())) == inputs_size:
+                inputs += np.asarray(part["inputs"], dtype=np.int64)
+                rows += int(part["rows"])
+            if len(part.get("scores", ())) == scores_size and scores_size:
+                scores += np.asarray(part["scores"], dtype=np.int64)
+                score_rows += int(part["score_rows"])
+        return DriftCounts(inputs, rows, scores, score_rows)
+
+
+@dataclass(frozen=True)
 class DriftReport:
     """PSI per feature and of the prediction score over the current window."""
 
@@ -43,15 +71,33 @@ class DriftReport:
     prediction_psi: float | None
     prediction_window_size: int
     excluded: tuple[str, ...]
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form of the report."""
-        return {
+        body = {
             "window_size": self.window_size,
             "features": {name: drift.to_dict() for name, drift in self.features.items()},
             "prediction": {"psi": self.prediction_psi, "window_size": self.prediction_window_size},
             "excluded": list(self.excluded),
         }
+        if self.note is not None:
+            body["status"] = "insufficient data"
+            body["note"] = self.note
+        return body
+
+    def withheld_below(self, min_rows: int) -> DriftReport:
+        """The report without PSI when the window is too small to mean anything (10 rows gave PSI 3.2)."""
+        if self.window_size >= min_rows:
+            return self
+        features = {
+            name: FeatureDrift(f.kind, None, f.missing_share, f.unusual_share) for name, f in self.features.items()
+        }
+        note = (
+            f"insufficient data: PSI needs at least {min_rows} rows in the window (DRIFT_MIN_ROWS), "
+            f"it has {self.window_size}"
+        )
+        return DriftReport(self.window_size, features, None, self.prediction_window_size, self.excluded, note)
 
 
 class _Ring:
@@ -99,6 +145,11 @@ class DriftMonitor:
         self._encoding = threading.Lock()  # held across a whole flush, so batches reach the ring in order
         self._queued: list[tuple[int, list[np.ndarray], np.ndarray | None]] = []
         self._queued_rows = 0
+        # Code counts since the last take_counts(): what this replica adds to the fleet's drift.
+        self._new_counts = np.zeros(self._inputs.size, dtype=np.int64)
+        self._new_rows = 0
+        self._new_score_counts = np.zeros(self._scores.size if self._scores is not None else 0, dtype=np.int64)
+        self._new_score_rows = 0
 
     def observe(self, columns: ColumnBatch, scores: np.ndarray | None) -> None:
         """Append a batch (and its scores, if the profile has them) to the window."""
@@ -143,8 +194,44 @@ class DriftMonitor:
                 scored = self._scores.encode([joined], joined.shape[0])
             with self._lock:
                 self._input_ring.write(inputs)
-                if scored is not None:
+                self._new_counts += self._inputs.count(inputs)
+                self._new_rows += inputs.shape[1]
+                if scored is not None and self._scores is not None:
                     self._score_ring.write(scored)
+                    self._new_score_counts += self._scores.count(scored)
+                    self._new_score_rows += scored.shape[1]
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """The length of the input and score count vectors for this profile."""
+        return self._inputs.size, self._scores.size if self._scores is not None else 0
+
+    def take_counts(self) -> DriftCounts:
+        """The code counts observed since the last call (and reset them): a replica's share of fleet drift."""
+        self._encode_queued()
+        with self._lock:
+            taken = DriftCounts(self._new_counts, self._new_rows, self._new_score_counts, self._new_score_rows)
+            self._new_counts = np.zeros_like(self._new_counts)
+            self._new_score_counts = np.zeros_like(self._new_score_counts)
+            self._new_rows = self._new_score_rows = 0
+        return taken
+
+    def report_from(self, counts: DriftCounts) -> DriftReport:
+        """A report over counts added up elsewhere (every replica's, from the store)."""
+        kinds = [feature.kind for feature in self._inputs.features]
+        if counts.rows and counts.inputs.shape == (self._inputs.size,):
+            psi, missing, unusual = (a.tolist() for a in self._inputs.summarise_counts(counts.inputs, counts.rows))
+            rows = zip(self._names, kinds, psi, missing, unusual, strict=True)
+            features = {name: FeatureDrift(*stats) for name, *stats in rows}
+        else:
+            features = {
+                name: FeatureDrift(kind, None, None, None) for name, kind in zip(self._names, kinds, strict=True)
+            }
+        prediction_psi = None
+        scored = self._scores is not None and counts.score_rows and counts.scores.shape == (self._scores.size,)
+        if scored and self._scores is not None:
+            prediction_psi = float(self._scores.summarise_counts(counts.scores, counts.score_rows)[0][0])
+        return DriftReport(counts.rows, features, prediction_psi, counts.score_rows, self._excluded)
 
     def compute(self) -> DriftReport:
         """PSI of every profiled feature and of the score over the current window."""

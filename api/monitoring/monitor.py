@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from api.bundle.profile import NumericFeature
+from api.bundle.files import profile_path
+from api.bundle.profile import NumericFeature, Profile, load_profile
 from api.config import Settings
 from api.errors import InvalidInputError
 from api.model.inference import Answer
 from api.model.loaded import LoadedModel
 from api.model.registry import LoadTrigger
-from api.monitoring.drift import DriftMonitor, DriftReport
+from api.monitoring.drift import DriftCounts, DriftMonitor, DriftReport
 from api.monitoring.performance import FeedbackResult, PerformanceWindow, PredictionLog, normalize_label
 from api.observability.metrics import ServiceMetrics
 
@@ -35,23 +37,16 @@ class ModelMonitor:
         self._ranges: dict[str, tuple[float, float]] = {}
         self._window = PerformanceWindow(settings.performance_window)
         self.last_drift: DriftReport | None = None
+        self._profile_stamp: tuple[str, int, int] | None = None
+        self.keep_predictions = True
 
     def on_model(self, model: LoadedModel, trigger: LoadTrigger = "startup") -> None:
         """A new model is served: fresh drift window and accuracy window, new metric label sets."""
-        profile = model.profile
-        if profile is not None and not set(profile.features) <= {c.name for c in model.schema.columns}:
-            log.warning("drift profile does not match the model's inputs; drift disabled")
-            profile = None
         with self._lock:
             self._model = model
-            self._drift = DriftMonitor(profile, self.settings.drift_window) if profile is not None else None
-            self._ranges = {
-                name: (feature.minimum, feature.maximum)
-                for name, feature in (profile.features.items() if profile is not None else ())
-                if isinstance(feature, NumericFeature)
-            }
             self._window = PerformanceWindow(self.settings.performance_window)
-            self.last_drift = None
+            self._profile_stamp = _stamp(model.files.profile)
+        self._use_profile(model, model.profile)
         predictor = model.predictor
         self.metrics.model_loaded(
             version=model.version,
@@ -61,6 +56,40 @@ class ModelMonitor:
             classes=None if predictor.task == "regression" else predictor.class_keys,
         )
         self.metrics.set_ready(True)
+
+    def _use_profile(self, model: LoadedModel, profile: Profile | None) -> None:
+        if profile is not None and not set(profile.features) <= {c.name for c in model.schema.columns}:
+            log.warning("drift profile does not match the model's inputs; drift disabled")
+            profile = None
+        with self._lock:
+            self._drift = DriftMonitor(profile, self.settings.drift_window) if profile is not None else None
+            self._ranges = {
+                name: (feature.minimum, feature.maximum)
+                for name, feature in (profile.features.items() if profile is not None else ())
+                if isinstance(feature, NumericFeature)
+            }
+            self.last_drift = None
+
+    def refresh_profile(self) -> bool:
+        """Use a drift profile written (or rewritten) since the model loaded, e.g. by `make profile`; no restart."""
+        model = self._model
+        if model is None:
+            return False
+        path = profile_path(model.files.directory, model.version)
+        stamp = _stamp(path)
+        if stamp == self._profile_stamp:
+            return False
+        self._profile_stamp = stamp
+        if path is None:
+            return False  # removed: keep what is in use
+        try:
+            profile = load_profile(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("new drift profile ignored", extra={"file": path.name, "reason": str(exc)})
+            return False
+        self._use_profile(model, profile)
+        log.info("drift profile picked up", extra={"file": path.name, "model_version": model.version})
+        return True
 
     def observe(self, call: Answer, requests: Sequence[Answer] = ()) -> None:
         """Record one model call and the requests it answered: metrics, input quality, drift, prediction log."""
@@ -84,7 +113,9 @@ class ModelMonitor:
         if drift is not None:
             drift.observe(batch.columns, scores)
         # Ids are fresh random values, so a plain update never replaces an earlier prediction.
-        self.predictions.record_many(call.prediction_ids, output.values, None if scores is None else scores.tolist())
+        if self.keep_predictions:  # with the prediction store on, feedback is matched there instead
+            scored = None if scores is None else scores.tolist()
+            self.predictions.record_many(call.prediction_ids, output.values, scored)
 
     def _out_of_range(self, columns: Any) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -136,9 +167,38 @@ class ModelMonitor:
         drift = self._drift
         if drift is None:
             return None
-        report = drift.compute()
+        return self._publish(drift.compute())
+
+    def take_drift_counts(self) -> tuple[str, DriftCounts] | None:
+        """This replica's new drift counts since the last call (for the shared store), with the model version."""
+        drift, model = self._drift, self._model
+        if drift is None or model is None:
+            return None
+        counts = drift.take_counts()
+        return (model.version, counts) if counts.rows or counts.score_rows else None
+
+    def fleet_drift(self, parts: list[dict[str, Any]]) -> DriftReport | None:
+        """Drift over counts every replica stored (api.store), published like the local report."""
+        drift = self._drift
+        if drift is None:
+            return None
+        return self._publish(drift.report_from(DriftCounts.total(parts, *drift.sizes)))
+
+    def _publish(self, report: DriftReport) -> DriftReport:
+        report = report.withheld_below(min(self.settings.drift_min_rows, self.settings.drift_window))
         self.last_drift = report
         self.metrics.set_drift(
             {name: feature.psi for name, feature in report.features.items()}, report.prediction_psi, report.window_size
         )
         return report
+
+
+def _stamp(path: Path | None) -> tuple[str, int, int] | None:
+    """Name, mtime and size of a file: enough to notice it was (re)written."""
+    if path is None:
+        return None
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return path.name, status.st_mtime_ns, status.st_size

@@ -37,12 +37,16 @@ from prometheus_client.exposition import choose_encoder
 from api.errors import error_codes
 from api.observability.array_histogram import ArrayHistogram
 
-Phase = Literal["validation", "queue_wait", "preprocessing", "prediction"]
+Phase = Literal["validation", "queue_wait", "preprocessing", "prediction", "explanation"]
 LoadTrigger = Literal["startup", "reload", "activate", "rollback", "fleet"]
 LOAD_TRIGGERS: Final[tuple[LoadTrigger, ...]] = ("startup", "reload", "activate", "rollback", "fleet")
-FeedbackOutcome = Literal["accepted", "unknown", "expired", "duplicate"]
+FeedbackOutcome = Literal["accepted", "unknown", "expired", "duplicate", "corrected"]
 
-PHASES: Final[tuple[Phase, ...]] = ("validation", "queue_wait", "preprocessing", "prediction")
+# "explanation": reason codes (POST /predict?explain=N), observed only for requests that ask for them.
+PHASES: Final[tuple[Phase, ...]] = ("validation", "queue_wait", "preprocessing", "prediction", "explanation")
+# Why a connection was refused (answered 503, or dropped at the file-descriptor limit) or cut.
+CONNECTION_REFUSALS: Final = ("process_cap", "client_cap", "fd_limit")
+CONNECTION_CUTS: Final = ("header_timeout", "body_timeout", "send_timeout")
 OTHER: Final = "other"
 REGRESSION_LABEL: Final = "value"
 # The service's route templates; the router's own template wins when the app exposes one.
@@ -111,6 +115,21 @@ class ServiceMetrics:
             registry=r,
         )
         self.in_flight = Gauge("modelo_http_requests_in_flight", "HTTP requests being served now.", registry=r)
+        self.connections_open = Gauge("modelo_connections_open", "Open client connections.", registry=r)
+        self.connections_refused = Counter(
+            "modelo_connections_refused",
+            "Connections over a cap (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, file descriptors), by cap.",
+            ("reason",),
+            registry=r,
+        )
+        self.connections_cut = Counter(
+            "modelo_connections_cut",
+            "Connections closed because the client was too slow (headers, body, reading the answer).",
+            ("reason",),
+            registry=r,
+        )
+        self._refused_children = {reason: self.connections_refused.labels(reason) for reason in CONNECTION_REFUSALS}
+        self._cut_children = {reason: self.connections_cut.labels(reason) for reason in CONNECTION_CUTS}
         # (route, method, status) -> children: labels() costs more than the observation itself.
         self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -220,8 +239,25 @@ class ServiceMetrics:
             "modelo_live_labelled", "Labelled predictions behind the live performance.", registry=r
         )
         self.feedback = Counter("modelo_feedback", "Feedback labels received.", ("outcome",), registry=r)
-        for fb in ("accepted", "unknown", "expired", "duplicate"):
+        for fb in ("accepted", "unknown", "expired", "duplicate", "corrected"):
             self.feedback.labels(fb)
+
+        # --- prediction store (per replica: each replica's own writer; sum across replicas) -----
+        self.store_backlog = Gauge(
+            "modelo_store_backlog_rows", "Answered predictions buffered in memory, not yet written to the store.",
+            registry=r,
+        )  # fmt: skip
+        self.store_written = Counter("modelo_store_written_rows", "Prediction rows written to the store.", registry=r)
+        self.store_dropped = Counter(
+            "modelo_store_dropped_rows",
+            "Prediction rows dropped because the store buffer was full (database unreachable too long).",
+            registry=r,
+        )
+        self.store_failures = Counter("modelo_store_write_failures", "Failed store writes (retried).", registry=r)
+        self.store_write_seconds = Histogram(
+            "modelo_store_write_seconds", "Time to write one batch of rows to the store.", buckets=LATENCY_BUCKETS,
+            registry=r,
+        )  # fmt: skip
         for gauge in (self.prediction_psi, *self.live.values()):
             gauge.set(float("nan"))
 
@@ -269,6 +305,14 @@ class ServiceMetrics:
     def observe_model_call(self, rows: int) -> None:
         """Record the number of rows handed to one model call."""
         self.model_call_rows.observe(rows)
+
+    def connection_refused(self, reason: str) -> None:
+        """Count a connection over a cap (one of CONNECTION_REFUSALS)."""
+        self._refused_children[reason].inc()
+
+    def connection_cut(self, reason: str) -> None:
+        """Count a connection cut for slowness (one of CONNECTION_CUTS)."""
+        self._cut_children[reason].inc()
 
     def observe_error(self, code: str) -> None:
         """Count an error answered with this ``ServiceError.code``."""
@@ -408,6 +452,24 @@ class ServiceMetrics:
     def observe_feedback(self, outcome: FeedbackOutcome, count: int = 1) -> None:
         """Count feedback labels by what became of them."""
         self.feedback.labels(outcome).inc(count)
+
+    # --- prediction store ------------------------------------------------------------
+    def set_store_backlog(self, rows: int) -> None:
+        """Rows waiting in memory for the store."""
+        self.store_backlog.set(rows)
+
+    def observe_store_written(self, rows: int, seconds: float) -> None:
+        """A batch reached the store."""
+        self.store_written.inc(rows)
+        self.store_write_seconds.observe(seconds)
+
+    def observe_store_failure(self) -> None:
+        """A store write failed (it is retried)."""
+        self.store_failures.inc()
+
+    def observe_store_dropped(self, rows: int) -> None:
+        """Rows given up because the buffer was full."""
+        self.store_dropped.inc(rows)
 
     # --- exposition -----------------------------------------------------------------
     def render(self, accept: str | None = None) -> tuple[bytes, str]:

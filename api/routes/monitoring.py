@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PredictCaller, ServiceDep
+from api.deps import FeedbackCaller, PredictCaller, ServiceDep
 from api.errors import InvalidInputError
 from api.http.body import read_json
 
@@ -19,7 +19,7 @@ def drift(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
     # Computing PSI over the window takes well under a millisecond: answer with the current window,
     # including every prediction already answered.
     service.batcher.wait_observed()
-    report = service.monitor.refresh_drift()
+    report = service.drift()
     if report is None:
         return {
             "window_size": 0,
@@ -31,33 +31,40 @@ def drift(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
 
 
 @router.get("/monitoring/performance", summary="Live accuracy, precision, recall and ROC AUC from feedback")
-def performance(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
+def performance(
+    service: ServiceDep, _: PredictCaller, window: str | None = None, model_version: str | None = None
+) -> dict[str, Any]:
+    """With the store: every replica's labels (`window`: `500` labelled predictions or a period, `24h`)."""
     service.batcher.wait_observed()
-    return service.monitor.performance()
+    return service.performance(window, model_version)
 
 
 @router.post(
     "/feedback",
-    summary='True labels for earlier predictions: {"items": [{"prediction_id": …, "label": …}]}',
+    summary='True labels: {"items": [{"prediction_id": …, "label": …} or {"id": <ID_FIELD value>, "label": "Yes"}]}',
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"example": {"items": [{"prediction_id": "5f0c…", "label": 1}]}}},
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/FeedbackRequest"},
+                    "example": {"items": [{"prediction_id": "5f0c3e1b9a7d4c2e8f6a0b1c2d3e4f50", "label": 1}]},
+                }
+            },
         }
     },
 )
-async def feedback(request: Request, service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
+async def feedback(request: Request, service: ServiceDep, caller: FeedbackCaller) -> dict[str, Any]:
     body = await read_json(request, service.settings.max_body_bytes)
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise InvalidInputError(
-            'body must be {"items": [{"prediction_id": …, "label": …}, …]} with at least one item',
+            'body must be {"items": [{"prediction_id" or "id": …, "label": …}, …]} with at least one item',
             details=[{"loc": ["body", "items"], "field": "items", "msg": "expected a non-empty array"}],
         )
     # A label may arrive right after its prediction: make sure that prediction is in the log.
     await run_in_threadpool(service.batcher.wait_observed)
-    result = await run_in_threadpool(service.monitor.feedback, items)
-    return result.to_dict()
+    return await run_in_threadpool(service.feedback, items, caller.name)
 
 
 def metrics_endpoint(request: Request) -> Response:

@@ -5,10 +5,11 @@ only whitespace becomes null (the API's missing value) — accepted where the fi
 imputes the column (the loader proved it: ``ColumnSpec.nullable``), rejected with the field named
 where it does not. A numeric column's other text is parsed with Python's ``float`` (correctly
 rounded, so ``"29.85"`` is the same double a JSON client sends); text that is not a finite number
-stays text and is rejected by validation like a string sent to /predict. Categorical cells stay text:
-validation coerces them exactly as it coerces JSON (``"1"`` → 1 where the categories are the
-integers 0 and 1). Parquet cells arrive typed; a NaN in a numeric column is missing, as null, and
-±inf is refused.
+stays text and is rejected by validation like a string sent to /predict. A categorical cell is
+read as the JSON value it spells for the column's fitted type (``1`` in an integer column is the
+number 1, ``true`` in a boolean one the boolean) and then validated as JSON is; text that spells
+no such value stays text, and validation rejects it naming the field. Parquet cells arrive typed;
+a NaN in a numeric column is missing, as null, and ±inf is refused.
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ def column_values(spec: ColumnSpec, values: Sequence[Any]) -> list[Any]:
     return list(map(mapping.__getitem__, values))
 
 
+def _typed_text(value_type: str, text: str) -> Any:
+    """A CSV cell's text as the JSON value it spells for a column of that type (text if it spells none).
+
+    A CSV has no types: ``0`` in an integer column is the number 0, as a JSON client would send it.
+    """
+    stripped = text.strip()
+    if value_type == "boolean":
+        return {"true": True, "false": False}.get(stripped.lower(), text)
+    if value_type in ("integer", "number"):
+        if value_type == "integer" and stripped.lstrip("+-").isdigit():
+            return int(stripped)
+        try:
+            number = float(stripped)
+        except ValueError:
+            return text
+        return number if math.isfinite(number) else text
+    return text
+
+
 def _categorical(spec: ColumnSpec) -> Callable[[Any], Any]:
     coerce = categorical(spec)
 
@@ -71,6 +91,8 @@ def _categorical(spec: ColumnSpec) -> Callable[[Any], Any]:
         cell = _categorical_cell(value)
         if cell is None:
             return None
+        if isinstance(cell, str):
+            cell = _typed_text(spec.value_type, cell)
         try:
             return coerce(cell)
         except Rejected:

@@ -208,11 +208,18 @@ def _quick_start() -> str:
 @pytest.mark.real_bundle
 def test_readme_answers_come_from_the_users_model(offline: list[float]) -> None:
     """Every example answer for 7590-VHVEG is the real model's, equal to the user's own pipeline."""
-    answers = [json.loads(block) for block in _blocks("json") if '"7590-VHVEG"' in block]
+    shown = [json.loads(block) for block in _blocks("json") if '"7590-VHVEG"' in block]
+    answers = [answer for answer in shown if "outputs" not in answer]
     assert len(answers) == 2, "the quick start and 'Calling it' both show the answer"
     for answer in answers:
         assert answer["model_version"] == "20250717_214252"
         assert answer["probabilities"]["1"] == offline[0] and answer["prediction"] == int(offline[0] >= 0.5)
+    v2_answers = [answer for answer in shown if "outputs" in answer]
+    assert len(v2_answers) == 1, "the Open Inference Protocol section shows the same customer's answer"
+    for answer in v2_answers:
+        outputs = {output["name"]: output["data"] for output in answer["outputs"]}
+        assert answer["model_version"] == "20250717_214252"
+        assert outputs["probabilities"][1] == offline[0] and outputs["label"] == [int(offline[0] >= 0.5)]
     bodies = [json.loads(re.search(r"-d '(\{.*?\})'", block, re.S)[1]) for block in _blocks("bash") if "-d '" in block]
     assert bodies and all(body == real_records()[0] for body in bodies), "the curl sends the CSV's first row"
 

@@ -30,7 +30,9 @@ def test_quick_bench_measures_the_service_and_the_baseline(tmp_path: Path) -> No
     results = json.loads((tmp_path / "latest.json").read_text())
     table = (tmp_path / "latest.md").read_text()
     ours = [m for m in results["measurements"] if m["server"] == "service"]
-    assert {m["scenario"] for m in ours} == {"1 row, c1", "1 row, c16", "1 row, c64", "100 rows, c4"}
+    assert {m["scenario"] for m in ours} == {
+        "1 row, c1", "1 row, c16", "1 row, c64", "100 rows, c4", "1 row, c1, explain=3"
+    }
     for row in ours:
         assert row["requests_per_s"] > 0, row
         assert row["non_2xx"] == 0, row
@@ -41,4 +43,7 @@ def test_quick_bench_measures_the_service_and_the_baseline(tmp_path: Path) -> No
     assert servers["service"]["rss_mb"] > 0 and servers["service"]["ready_seconds"] > 0
     assert {f["step"] for f in results["floors"]["default"]} >= {"compiled transform", "model predict"}
     assert "| default | this service | 1 row, c1 |" in table
+    # Reason codes: the explained single row beside the plain one, and the per-row cost in the floors.
+    assert "## Reason codes (this service, same run)" in table and "| default | 1 row, c1 |" in table
+    assert any(f["step"].startswith("explain=3") for f in results["floors"]["default"])
     assert "WARNING" not in done.stdout, done.stdout

@@ -35,7 +35,7 @@ def _records(model: LoadedModel) -> list[dict[str, Any]]:
     "change",
     [
         pytest.param({}, id="clean-fast-path"),
-        pytest.param({"SeniorCitizen": "1"}, id="text-integer-careful-path"),
+        pytest.param({"SeniorCitizen": 1.0}, id="float-integer-careful-path"),
     ],
 )
 def test_same_batch_as_validate(model: LoadedModel, change: dict[str, Any]) -> None:

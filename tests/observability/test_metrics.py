@@ -140,7 +140,7 @@ def test_inference_phases_have_one_histogram_each() -> None:
     metrics.observe_phase("prediction", 0.002)
     metrics.observe_phase("prediction", 0.004)
     phases = label_values(metrics, "modelo_inference_phase_seconds_count", "phase")
-    assert phases == {"validation", "queue_wait", "preprocessing", "prediction"}
+    assert phases == {"validation", "queue_wait", "preprocessing", "prediction", "explanation"}
     count = "modelo_inference_phase_seconds_count"
     assert value(metrics, count, phase="prediction") == 2
     assert value(metrics, count, phase="preprocessing") == 0

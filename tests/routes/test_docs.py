@@ -21,7 +21,8 @@ def test_openapi_shows_the_model_fields_and_an_example_that_succeeds(default_ser
     document = httpx.get(f"{default_server.url}/openapi.json").json()
     record = document["components"]["schemas"]["Record"]
     fields = {f["name"] for f in default_server.client.get("/model").json()["input_schema"]["fields"]}
-    assert set(record["properties"]) == fields and set(record["required"]) == fields
+    # The demo manifest names customerID as its id column: documented, optional.
+    assert set(record["properties"]) == fields | {"customerID"} and set(record["required"]) == fields
     assert record["properties"]["SeniorCitizen"]["anyOf"][0]["type"] == "integer"
     examples = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["examples"]
     assert default_server.client.post("/predict", json=examples["one record"]["value"]).status_code == 200
@@ -49,3 +50,28 @@ def test_every_log_line_is_json_with_the_request_id_and_never_the_key(default_se
     assert any(e.get("http.request.id") == generated for e in events)
     assert default_server.api_key not in "\n".join(lines)
     assert 'Fe\\"male' not in "\n".join(lines), "payloads are not logged"
+
+
+def test_openapi_tells_single_from_batch_and_documents_every_error(default_server: LiveServer) -> None:
+    document = httpx.get(f"{default_server.url}/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert "instances" not in schemas["SinglePrediction"]["properties"]
+    assert {"predictions", "model_version"} == set(schemas["BatchPrediction"]["required"])
+    assert schemas["SinglePrediction"]["additionalProperties"] is False
+    assert {"error", "type", "title", "status", "detail"} == set(schemas["Error"]["required"])
+    assert "HTTPValidationError" not in schemas
+    feedback = document["paths"]["/feedback"]["post"]
+    assert feedback["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/FeedbackRequest")
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for status, response in responses.items():
+                assert response.get("content"), (method, path, status)
+            if path not in ("/health", "/ready"):
+                assert {"401", "403", "429", "504"} <= set(responses), (method, path)
+    predict = document["paths"]["/predict"]["post"]["responses"]
+    assert {"200", "400", "401", "403", "413", "415", "422", "429", "503", "504"} == set(predict)
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            # A named schema for every answer: no bare "object" that Swagger shows as additionalProp1.
+            assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]

@@ -17,6 +17,7 @@ from api.bundle.trust import Library, Trust, trust
 from api.errors import ArtifactError
 from api.model.kinds.base import (
     Bound,
+    CannotExplain,
     Contributions,
     Explain,
     ModelKind,
@@ -29,6 +30,7 @@ from api.model.kinds.base import (
 
 __all__ = [
     "Bound",
+    "CannotExplain",
     "Contributions",
     "Explain",
     "ModelKind",

@@ -86,14 +86,19 @@ class ModelKind(ABC):
         return names or [f"x{i}" for i in range(int(getattr(model, "n_features_in_", 0) or 0))]
 
 
+@dataclass(frozen=True)
+class CannotExplain:
+    """An explain hook that refuses (400), and says why without being called (GET /model, at load)."""
+
+    message: str
+
+    def __call__(self, features: Any) -> Contributions:
+        raise ExplanationUnavailableError(self.message)
+
+
 def cannot_explain(model: object, why: str) -> Explain:
     """An explain hook that refuses: the kind has no exact attribution for this model."""
-    message = f"{type(model).__name__} models cannot explain their predictions exactly: {why}"
-
-    def explain(features: Any) -> Contributions:
-        raise ExplanationUnavailableError(message)
-
-    return explain
+    return CannotExplain(f"{type(model).__name__} models cannot explain their predictions exactly: {why}")
 
 
 def by_threshold(probabilities: np.ndarray, classes: tuple[Any, ...], threshold: float) -> ModelOutput:

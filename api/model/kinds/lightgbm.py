@@ -117,7 +117,8 @@ def booster_explain(booster: Any, outputs: int) -> Explain:
     """Booster.predict(pred_contrib=True): per row, each output's feature contributions followed by its bias."""
 
     def explain(features: Any) -> Contributions:
-        found = booster.predict(features, pred_contrib=True)
+        rows = features.shape[0]
+        found = booster.predict(features, pred_contrib=True, num_threads=1 if rows <= SINGLE_THREAD_MAX_ROWS else 0)
         if isinstance(found, list):  # multiclass on sparse input: one sparse matrix per class
             found = scipy.sparse.hstack(found)
         dense = found.toarray() if scipy.sparse.issparse(found) else np.asarray(found)

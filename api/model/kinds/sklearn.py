@@ -16,6 +16,7 @@ from api.bundle.compat import version_tuple
 from api.bundle.pickle_scan import PickleInspection, Recorder
 from api.bundle.trust import Finding, Library
 from api.model.kinds.base import Bound, Explain, ModelKind, ModelOutput, Predict, Task, by_threshold, cannot_explain
+from api.model.kinds.trees import tree_explain
 
 # First scikit-learn release that supports numpy 2.
 _SKLEARN_NUMPY2 = (1, 4, 2)
@@ -124,8 +125,11 @@ class ScikitLearnKind(ModelKind):
         return hasattr(model, "predict") or hasattr(model, "predict_proba")
 
     def bind(self, model: Any, threshold: float | None) -> Bound:
-        why = "exact path attribution for scikit-learn models is not implemented"
-        return bind_estimator(model, threshold, cannot_explain(model, why))
+        why = (
+            "exact attribution exists for decision trees, random forests, extra trees and gradient boosting "
+            "(path attribution), and for LightGBM and XGBoost; not for this model"
+        )
+        return bind_estimator(model, threshold, tree_explain(model) or cannot_explain(model, why))
 
 
 KIND = ScikitLearnKind()

@@ -97,9 +97,13 @@ def _explain(model: Any) -> Explain:
         import xgboost
 
         best = getattr(model, "best_iteration", None)
+        # The estimator's own `missing` marker: with DMatrix's default (NaN) a model fitted with
+        # missing=0 would attribute a different path than the one it predicted with.
+        missing = getattr(model, "missing", np.nan)
+        matrix = xgboost.DMatrix(features, missing=np.nan if missing is None else missing)
         found = np.asarray(
             model.get_booster().predict(
-                xgboost.DMatrix(features), pred_contribs=True, iteration_range=(0, 0 if best is None else best + 1)
+                matrix, pred_contribs=True, iteration_range=(0, 0 if best is None else best + 1)
             )
         )
         blocks = found.reshape(found.shape[0], -1, found.shape[-1])  # (rows, outputs, features + bias)

@@ -1,0 +1,137 @@
+"""Encryption at rest: AES-256-GCM per value with a key id per row, and a keyed hash for lookups.
+
+``STORE_KEYS`` (or ``STORE_KEYS_FILE``) holds ``id:base64key`` pairs: the first key encrypts new
+rows, every key decrypts, so keys rotate by putting a new one first. Lookups by customer use an
+HMAC of the ID value, computed with each key so rows written before a rotation are still found.
+The HMAC key is derived from the AES key (never the same bytes for both purposes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from api.errors import StoreKeyError
+
+log = logging.getLogger("api.store")
+GENERATED_KEY_FILE = "store.key"
+NONCE_BYTES = 12
+
+
+@dataclass(frozen=True)
+class _Key:
+    key_id: str
+    aead: AESGCM
+    mac_key: bytes
+
+
+class Keyring:
+    """The store's keys: the first writes, all read."""
+
+    def __init__(self, pairs: list[tuple[str, bytes]]) -> None:
+        if not pairs:
+            raise StoreKeyError("no store key")
+        self._keys: dict[str, _Key] = {}
+        for key_id, raw in pairs:
+            if len(raw) != 32:
+                raise StoreKeyError(f"store key {key_id!r} must be 32 bytes (AES-256), got {len(raw)}")
+            if key_id in self._keys:
+                raise StoreKeyError(f"store key id {key_id!r} is given twice")
+            mac_key = hmac.new(raw, b"modelo-store-id-hmac", hashlib.sha256).digest()
+            self._keys[key_id] = _Key(key_id, AESGCM(raw), mac_key)
+        self.write_id = pairs[0][0]
+        self._write = self._keys[self.write_id]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self._keys)
+
+    def encrypt(self, plaintext: bytes, context: bytes) -> bytes:
+        """Nonce + ciphertext + tag; ``context`` (the row's prediction id) is bound as associated data."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._write.aead.encrypt(nonce, plaintext, context)
+
+    def encrypt_batch(self, plaintexts: list[bytes], contexts: list[bytes]) -> list[bytes]:
+        """Like encrypt, one call per batch: nonce = 8 random bytes per batch + a 4-byte counter (unique per key
+        with overwhelming probability; one system call per batch instead of per value)."""
+        prefix = os.urandom(8)
+        aead = self._write.aead
+        sealed = []
+        for index, (plaintext, context) in enumerate(zip(plaintexts, contexts, strict=True)):
+            nonce = prefix + index.to_bytes(4, "big")
+            sealed.append(nonce + aead.encrypt(nonce, plaintext, context))
+        return sealed
+
+    def decrypt(self, key_id: str, blob: bytes, context: bytes) -> bytes:
+        key = self._keys.get(key_id)
+        if key is None:
+            raise StoreKeyError(f"no store key with id {key_id!r} (configure it in STORE_KEYS to read these rows)")
+        try:
+            return key.aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context)
+        except InvalidTag as exc:
+            raise StoreKeyError(f"a stored value does not decrypt with key {key_id!r}") from exc
+
+    def id_hash(self, value: str) -> str:
+        """The lookup hash written with new rows."""
+        return _mac(self._write.mac_key, value)
+
+    def id_hashes(self, value: str) -> list[str]:
+        """The hash of ``value`` under every key (rows written before a rotation)."""
+        return [_mac(key.mac_key, value) for key in self._keys.values()]
+
+
+def _mac(key: bytes, value: str) -> str:
+    return hmac.digest(key, value.encode("utf-8"), "sha256").hex()  # the one-shot C path: ~1 µs
+
+
+def parse_keys(text: str, where: str) -> list[tuple[str, bytes]]:
+    """``id:base64key`` pairs separated by commas, whitespace or new lines."""
+    pairs: list[tuple[str, bytes]] = []
+    for n, part in enumerate(text.replace(",", " ").split(), start=1):
+        key_id, sep, encoded = part.partition(":")
+        if not sep or not key_id or not encoded:
+            raise StoreKeyError(f"{where} entry {n}: expected `id:base64key`")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise StoreKeyError(f"{where} entry {n}: the key is not base64") from exc
+        pairs.append((key_id, raw))
+    return pairs
+
+
+def load_keyring(keys: str | None, keys_file: Path | None, data_dir: Path) -> Keyring:
+    """The configured keys, else the generated key in DATA_DIR (created on first start, mode 0600)."""
+    pairs: list[tuple[str, bytes]] = []
+    if keys:
+        pairs += parse_keys(keys, "STORE_KEYS")
+    if keys_file is not None:
+        try:
+            pairs += parse_keys(keys_file.read_text(encoding="utf-8"), "STORE_KEYS_FILE")
+        except OSError as exc:
+            raise StoreKeyError(f"STORE_KEYS_FILE cannot be read: {exc.strerror}") from exc
+    if pairs:
+        return Keyring(pairs)
+    path = data_dir / GENERATED_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        line = "generated:" + base64.b64encode(secrets.token_bytes(32)).decode() + "\n"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(line)
+    log.warning(
+        "No STORE_KEYS or STORE_KEYS_FILE configured: the prediction store encrypts with a key generated into "
+        "DATA_DIR (store.key, mode 0600). This protects a copy of the database alone (a dump, a backup, another "
+        "replica's disk), NOT against anyone who can read DATA_DIR; and replicas sharing a DATABASE_URL cannot "
+        "read each other's rows. Set STORE_KEYS=id:base64key (32 random bytes) from a secret store."
+    )
+    return Keyring(parse_keys(path.read_text(encoding="utf-8"), str(GENERATED_KEY_FILE)))
