@@ -10,14 +10,14 @@ SHARED ?= ../shared
 # Line coverage in `make test`; `make test COV=` runs without it.
 COV ?= --cov --cov-report=
 
-.PHONY: help venv run migrate test mutation test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
+.PHONY: help venv run migrate score bench-score test mutation test-unit test-real lint train train-default profile bench image-test lint-container check-k8s check-deploy audit clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 venv: $(VENV)/.requirements.sha256  ## Create/refresh the development virtualenv (default stack + test/lint tools)
 
-$(VENV)/.requirements.sha256: requirements.txt requirements-service.txt requirements-dev.txt
+$(VENV)/.requirements.sha256: requirements.txt requirements-service.txt requirements-dev.txt requirements-scoring.txt
 	@$(PYTHON) scripts/ensure_env.py --dev >/dev/null
 
 run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://localhost:$(APP_PORT), in the environment it needs
@@ -28,6 +28,11 @@ run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://
 
 migrate:  ## Bring the prediction store's schema (DATABASE_URL, default the SQLite file in DATA_DIR) to the newest migration
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && "$$env_dir/bin/python" -m api.store.migrate
+
+score:  ## Score a file: make score MODEL_DIR=<bundle> IN=<csv|parquet> OUT=<csv|parquet> [ID=customerID] [ENGINE=spark] [ARGS=--keep-input]
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score MODEL_DIR=<dir> IN=<file> OUT=<file> [ID=<column>] [ENGINE=spark] [ARGS=...]"; exit 2; }
+	@env_dir="$$($(PYTHON) scripts/ensure_env.py $(if $(filter spark,$(ENGINE)),--spark,--score) "$(MODEL_DIR)")" && \
+	  MODEL_DIR="$(MODEL_DIR)" "$$env_dir/bin/python" -m api.score "$(IN)" "$(OUT)" $(if $(ID),--id "$(ID)") $(if $(ENGINE),--engine "$(ENGINE)") $(ARGS)
 
 test: venv  ## Run the whole suite with line coverage of api/ (default stack, then the real bundle's scikit-learn 1.1.3 stack)
 	$(BIN)/python -m pytest $(COV)
@@ -61,8 +66,12 @@ profile:  ## Write a drift profile into MODEL_DIR from the training CSV DATA=<cs
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && \
 	  "$$env_dir/bin/python" -m training.profile --model-dir "$(MODEL_DIR)" --data "$(DATA)"
 
-bench: venv  ## Benchmarks: this service vs the tutorial baseline and MLServer, same run
+bench: venv  ## Benchmarks: this service vs the tutorial baseline and MLServer, same run; then file scoring
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.score --rows 20000
+
+bench-score: venv  ## File scoring vs the offline one-shot pipeline and the predict floor (ROWS=50000), same run
+	$(BIN)/python -m bench.score --rows $(or $(ROWS),50000)
 
 image-test:  ## Build the hardened image with podman and check it over HTTP; then the seed's flow (real files copied into models/)
 	bash scripts/image-test.sh

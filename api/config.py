@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         "rows) and the score recorded when the profile was written; beyond it the version is refused.",
     )
 
+    # --- file scoring (modelo-score / make score) -----------------------------------------
+    spark_master: str = Field(
+        "local[*]",
+        description="Spark master for `modelo-score --engine spark` when not launched by spark-submit "
+        "(which sets its own), e.g. `local[2]` or `spark://host:7077`.",
+    )
+
     # --- lifecycle ----------------------------------------------------------------------
     shutdown_drain_seconds: float = Field(
         5.0,

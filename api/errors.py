@@ -173,6 +173,13 @@ def problem_summary(problems: Sequence[FieldProblem], *, rows: bool) -> str:
     return f"invalid input at {where}{what}: {first.message}{more}"
 
 
+class ScoringInputError(InvalidInputError):
+    """A file to score that cannot be scored at all: unreadable, or without a column the model needs."""
+
+    code = "invalid_input_file"
+    title = "Input file cannot be scored"
+
+
 class UnknownCategoryError(InvalidInputError):
     """A category never seen in fit reached an encoder fitted with ``handle_unknown="error"``."""
 

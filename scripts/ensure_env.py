@@ -4,6 +4,8 @@
                                                      serves (`make run`): no dev tools in it
     python3 scripts/ensure_env.py --dev MODEL_DIR    the same libraries plus requirements-dev.txt
     python3 scripts/ensure_env.py --dev              .venv: the default stack plus dev tools (make test/lint)
+    python3 scripts/ensure_env.py --score MODEL_DIR  the serving environment plus requirements-scoring.txt
+                                                     (`make score`); --spark adds requirements-spark.txt
 
 What goes in is planned by `api.model.environment` (the service's stack, the bundle's pins, the
 libraries its pickles reference, completed with known-good versions), run in a small inspector
@@ -222,9 +224,11 @@ def plan(model_dir: Path) -> dict[str, Any]:
     return planned
 
 
-def ensure(model_dir: Path | None, *, dev: bool) -> Path:
+def ensure(model_dir: Path | None, *, dev: bool, score: bool = False, spark: bool = False) -> Path:
     check_python()
     dev_lines = _lines(ROOT / "requirements-dev.txt") if dev else []
+    extra = [*(_lines(ROOT / "requirements-scoring.txt") if score or spark else []),
+             *(_lines(ROOT / "requirements-spark.txt") if spark else [])]
     if model_dir is None:
         lines = [*_lines(ROOT / "requirements.txt"), *dev_lines]
         return build(ROOT / ".venv", lines, label="default stack + dev tools")
@@ -234,8 +238,13 @@ def ensure(model_dir: Path | None, *, dev: bool) -> Path:
     who = "the demo bundle" if planned["demo"] else "your bundle"
     sys.stderr.write(f"serving {planned['model_file']} ({who}): {planned['reason']}\n")
     key = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
-    if dev and planned["stack"] == "default":
+    if dev and planned["stack"] == "default" and not spark:
         return ensure(None, dev=True)
+    if extra:
+        lines = [*lines, *(line for line in extra if line not in dev_lines)]
+        key = hashlib.sha256("\n".join(lines + dev_lines).encode()).hexdigest()[:12]
+        kind = "spark" if spark else "score"
+        return build(ENVS / f"{kind}-{key}", [*lines, *dev_lines], label=f"{ml} + {kind}", model_dir=model_dir)
     if dev:
         return build(ENVS / f"test-{key}", [*lines, *dev_lines], label=f"{ml} + dev tools", model_dir=model_dir)
     env = ENVS / f"serve-{key}"
@@ -249,10 +258,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", nargs="?", type=Path, help="bundle directory (MODEL_DIR; default models)")
     parser.add_argument("--dev", action="store_true", help="add requirements-dev.txt (tests, linters)")
+    parser.add_argument("--score", action="store_true", help="add requirements-scoring.txt (make score)")
+    parser.add_argument("--spark", action="store_true", help="add requirements-scoring.txt and requirements-spark.txt")
     args = parser.parse_args()
     model_dir = args.model_dir if args.model_dir is not None or args.dev else ROOT / "models"
     try:
-        env = ensure(model_dir, dev=args.dev)
+        env = ensure(model_dir, dev=args.dev, score=args.score, spark=args.spark)
     except EnvError as exc:
         sys.stderr.write(f"ensure_env: {exc}\n")
         return 2

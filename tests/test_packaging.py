@@ -42,7 +42,7 @@ def test_declared_dependencies_admit_the_tested_pins() -> None:
 def test_metadata() -> None:
     project = PYPROJECT["project"]
     assert project["license"] == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License")
-    assert project["scripts"] == {"modelo-api": "api.cli:main"}
+    assert project["scripts"] == {"modelo-api": "api.cli:main", "modelo-score": "api.score:main"}
     assert project["readme"] == "README.md" and project["requires-python"] == ">=3.11,<3.12"
     assert PYPROJECT["build-system"]["build-backend"] == "setuptools.build_meta"
 

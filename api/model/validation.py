@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -74,7 +74,27 @@ class RecordValidator:
         if problems:
             problems.sort(key=operator.attrgetter("row"))
             raise InvalidRecordsError(problems)
-        return self._assemble(records, values, warnings)
+        ids = [record.get(self.id_field) for record in records] if self.id_field else None
+        return self._assemble(size, values, warnings, ids)
+
+    def validate_columns(self, columns: Mapping[str, Sequence[Any]], size: int) -> ValidatedBatch:
+        """Column-shaped input (a file's chunk: each field's values, plus the id): the checks of ``validate``.
+
+        When every column already holds exactly what its field accepts, the whole-column fast path
+        answers without building records; otherwise the records are built and validated as any
+        request's, so problems are found and reported exactly as ``validate`` reports them.
+        """
+        values: dict[str, list[Any]] = {}
+        for spec in self.schema.columns:
+            column = plain(spec, list(columns[spec.name]))
+            if column is None:
+                names = [spec.name for spec in self.schema.columns] + ([self.id_field] if self.id_field else [])
+                names = list(dict.fromkeys(names))
+                rows = [dict(zip(names, row, strict=True)) for row in zip(*(columns[n] for n in names), strict=True)]
+                return self.validate(rows)
+            values[spec.name] = column
+        ids = list(columns[self.id_field]) if self.id_field else None
+        return self._assemble(size, values, [[] for _ in range(size)], ids)
 
     def _only_known_fields(self, records: Sequence[Any]) -> bool:
         """True when no record holds a field beyond the model's and the id (C-level passes only).
@@ -153,7 +173,7 @@ class RecordValidator:
         return problems
 
     def _assemble(
-        self, records: Sequence[Any], values: dict[str, list[Any]], warnings: list[list[str]]
+        self, size: int, values: dict[str, list[Any]], warnings: list[list[str]], ids: list[Any] | None
     ) -> ValidatedBatch:
         columns: dict[str, np.ndarray] = {}
         unknown: dict[str, int] = {}
@@ -182,8 +202,5 @@ class RecordValidator:
                         )
             columns[spec.name] = array
         for name in self.schema.passthrough_nulls:
-            columns[name] = np.full(len(records), MISSING, dtype=object)
-        ids = [record.get(self.id_field) for record in records] if self.id_field else None
-        return ValidatedBatch(
-            columns=columns, ids=ids, warnings=warnings, size=len(records), unknown=unknown, missing=missing
-        )
+            columns[name] = np.full(size, MISSING, dtype=object)
+        return ValidatedBatch(columns=columns, ids=ids, warnings=warnings, size=size, unknown=unknown, missing=missing)
