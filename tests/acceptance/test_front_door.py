@@ -210,7 +210,9 @@ def test_readme_answers_come_from_the_users_model(offline: list[float]) -> None:
     """Every example answer for 7590-VHVEG is the real model's, equal to the user's own pipeline."""
     shown = [json.loads(block) for block in _blocks("json") if '"7590-VHVEG"' in block]
     answers = [answer for answer in shown if "outputs" not in answer]
-    assert len(answers) == 2, "the quick start and 'Calling it' both show the answer"
+    explained = [answer for answer in answers if "reasons" in answer]
+    assert len(answers) - len(explained) == 2, "the quick start and 'Calling it' both show the answer"
+    assert len(explained) == 1, "the reason-codes section shows the same customer, explained"
     for answer in answers:
         assert answer["model_version"] == "20250717_214252"
         assert answer["probabilities"]["1"] == offline[0] and answer["prediction"] == int(offline[0] >= 0.5)
