@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,25 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Processes sharing one SQLite file (workers, replicas on one volume) migrate one at a time.
+
+    SQLite's own locking does not cover Alembic's check-then-create: two starts could both see an
+    empty file and the second would fail creating what the first just made.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     # WAL: readers (feedback, audit, monitoring) never wait for the writer; NORMAL is durable across a
@@ -58,10 +80,10 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (concurrent starts on PostgreSQL take turns)."""
+    """Bring the schema to the newest migration (concurrent starts take turns, on PostgreSQL and SQLite)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _sqlite_migration_lock(engine), engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection

@@ -125,9 +125,20 @@ def load_keyring(keys: str | None, keys_file: Path | None, data_dir: Path) -> Ke
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         line = "generated:" + base64.b64encode(secrets.token_bytes(32)).decode() + "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside, then linked into place: processes starting together on one DATA_DIR all end up
+        # with the one key that was linked first, and nobody reads a half-written file.
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     log.warning(
         "No STORE_KEYS or STORE_KEYS_FILE configured: the prediction store encrypts with a key generated into "
         "DATA_DIR (store.key, mode 0600). This protects a copy of the database alone (a dump, a backup, another "
