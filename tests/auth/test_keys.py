@@ -73,7 +73,7 @@ def test_match_hashes_what_it_compares(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param(FIRST, {("key-1", SCOPES)}, id="bare-key"),
         pytest.param(f"ops:{FIRST}", {("ops", SCOPES)}, id="named-key"),
         pytest.param(f"reader:{FIRST}:predict", {("reader", frozenset({"predict"}))}, id="scoped-key"),
-        pytest.param(f"both:{FIRST}:predict+admin", {("both", SCOPES)}, id="two-scopes"),
+        pytest.param(f"both:{FIRST}:predict+admin", {("both", frozenset({"predict", "admin"}))}, id="two-scopes"),
         pytest.param(f" a:{FIRST} ,, b:{SECOND}:admin ", {("a", SCOPES), ("b", frozenset({"admin"}))},
                      id="spaces-and-empty-entries"),
     ],
@@ -88,7 +88,7 @@ def test_api_keys_entries(api_keys: str, expected: set[tuple[str, frozenset[str]
 @pytest.mark.parametrize(
     ("api_keys", "message"),
     [
-        pytest.param(f"a:{FIRST}:read", "entry 1: scopes must be admin and/or predict joined by '\\+'",
+        pytest.param(f"a:{FIRST}:read", "entry 1: scopes must be admin and/or feedback and/or predict joined by '\\+'",
                      id="unknown-scope"),
         pytest.param(f"a:{FIRST}:", "expected `key`", id="empty-scope-part"),
         pytest.param(f"a:b:{FIRST}:predict", "expected `key`", id="too-many-parts"),
