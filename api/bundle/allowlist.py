@@ -73,6 +73,11 @@ BASE: tuple[Entries, ...] = (
         ("pandas", "Index"), ("pandas", "Series"), ("pandas", "DataFrame"), ("pandas", "ExtensionDtype"),
         ("pandas", "ExtensionArray"), ("pandas", "BaseBlockManager"),
     }), cython=True),
+    # pandas 3 keeps text in Arrow-backed arrays when pyarrow is installed, so a fitted pipeline's
+    # column index pickles as an Arrow array: rebuilt from its type alias and byte buffers, nothing else.
+    Entries("pyarrow", names=frozenset({
+        ("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "py_buffer"), ("pyarrow.lib", "type_for_alias"),
+    })),
 )
 # Exactly these classes, not their subclasses (numpy.memmap is an ndarray that writes files).
 _CLASSES: tuple[type, ...] = (np.ndarray, np.matrix)
