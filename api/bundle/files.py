@@ -18,6 +18,7 @@ from api.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
+VERSION_PATTERN = r"^[0-9]{8}_[0-9]{6}$"  # a bundle version, YYYYMMDD_HHMMSS, as query parameters take it
 ARTIFACT_PATTERN = re.compile(r"^(?P<kind>model|preprocessor)_(?P<version>\d{8}_\d{6})\.(?:pkl|joblib)$")
 MANIFEST_NAMES = ("manifest_{version}.json", "manifest.json")
 PROFILE_NAMES = ("profile_{version}.json", "profile.json")

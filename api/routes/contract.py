@@ -223,18 +223,48 @@ def label_schema(model: LoadedModel | None) -> dict[str, Any]:
 
 def feedback_schemas(model: LoadedModel | None) -> dict[str, Any]:
     """FeedbackRequest and FeedbackResult."""
-    item = {
+    label = label_schema(model)
+    by_prediction = {
         "type": "object",
-        "title": "FeedbackItem",
+        "title": "FeedbackByPrediction",
         "required": ["prediction_id", "label"],
         "properties": {
             "prediction_id": {"type": "string", "description": "From an earlier POST /predict answer"},
-            "label": label_schema(model),
+            "label": label,
         },
     }
+    by_id = {
+        "type": "object",
+        "title": "FeedbackById",
+        "required": ["id", "label"],
+        "properties": {
+            "id": {
+                "type": ["string", "integer"],
+                "minLength": 1,
+                "description": "The ID_FIELD value (e.g. a customerID): its newest prediction, or "
+                "model_version's (needs the prediction store)",
+            },
+            "model_version": {"type": "string"},
+            "label": label,
+        },
+        "not": {"required": ["prediction_id"]},
+    }
     ids = {"type": "array", "items": {"type": "string"}}
+    count = {"type": "integer", "minimum": 0}
+    outcome = {
+        "type": "object",
+        "properties": {
+            "row": count,
+            "key": {"type": "string"},
+            "prediction_id": {"type": ["string", "null"]},
+            "outcome": {"enum": ["matched", "corrected", "duplicate", "unknown"]},
+        },
+        "required": ["row", "key", "prediction_id", "outcome"],
+    }
     return {
-        "FeedbackItem": item,
+        "FeedbackItem": {"title": "FeedbackItem", "anyOf": [ref("FeedbackByPrediction"), ref("FeedbackById")]},
+        "FeedbackByPrediction": by_prediction,
+        "FeedbackById": by_id,
         "FeedbackRequest": {
             "type": "object",
             "title": "FeedbackRequest",
@@ -245,10 +275,18 @@ def feedback_schemas(model: LoadedModel | None) -> dict[str, Any]:
             "type": "object",
             "title": "FeedbackResult",
             "properties": {
-                "accepted": {"type": "integer", "minimum": 0},
-                "unknown": {**ids, "description": "prediction ids this instance never answered"},
+                "accepted": count,
+                "unknown": {**ids, "description": "keys (prediction ids or ID values) that match no prediction"},
                 "expired": {**ids, "description": "prediction ids too old to match"},
-                "duplicate": {**ids, "description": "prediction ids already labelled"},
+                "duplicate": {**ids, "description": "keys already labelled with the same label"},
+                "counts": {
+                    "type": "object",
+                    "description": "With the prediction store: how the items matched",
+                    "properties": {"matched": count, "corrected": count, "duplicate": count, "unknown": count},
+                    "required": ["matched", "corrected", "duplicate", "unknown"],
+                    "additionalProperties": False,
+                },
+                "items": {"type": "array", "items": outcome, "description": "With the prediction store: each item"},
             },
             "required": ["accepted", "unknown", "expired", "duplicate"],
             "additionalProperties": False,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.bundle.files import VERSION_PATTERN
 from api.deps import FeedbackCaller, PredictCaller, ServiceDep
 from api.errors import InvalidInputError
 from api.http.body import read_json
+from api.store.performance import WINDOW_PATTERN
 
 router = APIRouter(tags=["monitoring"])
 
@@ -32,7 +34,10 @@ def drift(service: ServiceDep, _: PredictCaller) -> dict[str, Any]:
 
 @router.get("/monitoring/performance", summary="Live accuracy, precision, recall and ROC AUC from feedback")
 def performance(
-    service: ServiceDep, _: PredictCaller, window: str | None = None, model_version: str | None = None
+    service: ServiceDep,
+    _: PredictCaller,
+    window: str | None = Query(None, pattern=WINDOW_PATTERN, description="`500` predictions, or `24h`"),
+    model_version: str | None = Query(None, pattern=VERSION_PATTERN, description="Another version than the served one"),
 ) -> dict[str, Any]:
     """With the store: every replica's labels (`window`: `500` labelled predictions or a period, `24h`)."""
     service.batcher.wait_observed()

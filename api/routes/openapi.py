@@ -63,6 +63,8 @@ OWN_STATUSES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("post", "/admin/models/{version}/activate"): ("404", "409", "422"),
     ("post", "/admin/rollback"): ("409",),
     ("post", "/admin/reload"): ("409",),
+    ("get", "/predictions/{prediction_id}"): ("404",),  # unknown id, or the store is off
+    ("get", "/predictions"): ("404",),  # the store is off
 }
 
 
@@ -78,6 +80,27 @@ def _answers() -> dict[str, Any]:
     version = {"type": "string", "pattern": r"^\d{8}_\d{6}$"}
     maybe_version = {"type": ["string", "null"], "pattern": r"^\d{8}_\d{6}$"}
     ratio = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+    label = _object(
+        {"label": {}, "created_at": {"type": "string", "format": "date-time"}, "caller": _NULLABLE_TEXT},
+        ["label", "created_at", "caller"],
+        closed=True,
+    )
+    stored = _object(
+        {
+            "prediction_id": {"type": "string"},
+            "model_version": version,
+            "created_at": {"type": "string", "format": "date-time"},
+            "request_id": _NULLABLE_TEXT,
+            "caller": _NULLABLE_TEXT,
+            "id": {"description": "The ID_FIELD value sent, decrypted (null without one)"},
+            "inputs": {"type": "object", "description": "The record as validated, decrypted"},
+            "outputs": {"type": "object", "description": "prediction and probabilities, decrypted"},
+            "label": {"description": "The latest label (null before feedback)"},
+            "labels": {"type": "array", "items": label, "description": "Every label given, oldest first"},
+        },
+        ["prediction_id", "model_version", "created_at", "inputs", "outputs", "label", "labels"],
+        closed=True,
+    )
     activation = _object(
         {
             "status": {"enum": ["activated", "already_active", "rolled_back"]},
@@ -157,6 +180,16 @@ def _answers() -> dict[str, Any]:
             ["labelled"],
         ),
         "Activation": activation,
+        "StoredPrediction": stored,
+        "StoredPredictions": _object(
+            {
+                "id": {"type": "string"},
+                "count": {"type": "integer", "minimum": 0},
+                "predictions": {"type": "array", "items": ref("StoredPrediction")},
+            },
+            ["id", "count", "predictions"],
+            closed=True,
+        ),
         "Reload": _object(
             {"status": {"const": "reloaded"}, "previous_version": maybe_version, "model_version": version},
             ["status", "previous_version", "model_version"],
@@ -177,6 +210,8 @@ OK_SCHEMAS: Final[dict[tuple[str, str], str]] = {
     ("post", "/admin/models/{version}/activate"): "Activation",
     ("post", "/admin/rollback"): "Activation",
     ("post", "/admin/reload"): "Reload",
+    ("get", "/predictions/{prediction_id}"): "StoredPrediction",
+    ("get", "/predictions"): "StoredPredictions",
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from api.bundle.files import VERSION_PATTERN
 from api.deps import AdminCaller, ServiceDep
 from api.errors import InvalidInputError, NotFoundError
 from api.store.store import PredictionStore, StoredPrediction
@@ -49,8 +50,8 @@ def prediction(prediction_id: str, service: ServiceDep, _: AdminCaller) -> dict[
 def predictions(
     service: ServiceDep,
     _: AdminCaller,
-    id: str = Query(..., description="The ID_FIELD value, e.g. a customerID"),
-    model_version: str | None = None,
+    id: str = Query(..., min_length=1, max_length=256, description="The ID_FIELD value, e.g. a customerID"),
+    model_version: str | None = Query(None, pattern=VERSION_PATTERN, description="Only this model version's"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     store = service.require_store()

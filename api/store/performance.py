@@ -10,24 +10,26 @@ from api.errors import InvalidInputError
 from api.monitoring.performance import LabelledPrediction, PerformanceWindow
 from api.store.store import PredictionStore
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+# A count of labelled predictions (`500`) or a period (`30m`, `24h`, `7d`); the route publishes the
+# same pattern, so what the document allows is exactly what is read.
+WINDOW_PATTERN = r"^(?:[1-9][0-9]{0,8}|[0-9]{1,6}(?:\.[0-9]{1,6})?[smhd])$"
+_WINDOW = re.compile(WINDOW_PATTERN)
+_LONGEST = timedelta(days=3660)  # older than any retention: a longer period means "all of it"
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_window(window: str | None, default_rows: int) -> tuple[int, timedelta | None]:
     """`window`: a number of labelled predictions (`500`) or a period of predictions (`24h`, `7d`)."""
-    if window is None or not window.strip():
+    if window is None:
         return default_rows, None
-    text = window.strip().lower()
-    if text.isdigit() and int(text) > 0:
-        return int(text), None
-    found = _DURATION.match(text)
-    if found is None:
+    if _WINDOW.fullmatch(window) is None:
         raise InvalidInputError(
             "window must be a number of labelled predictions (e.g. 500) or a period (e.g. 30m, 24h, 7d)",
             details=[{"loc": ["query", "window"], "field": "window", "msg": "expected e.g. 500 or 24h"}],
         )
-    return 1_000_000, timedelta(seconds=float(found.group(1)) * _SECONDS[found.group(2)])
+    if window[-1].isdigit():
+        return int(window), None
+    return 1_000_000, min(_LONGEST, timedelta(seconds=float(window[:-1]) * _SECONDS[window[-1]]))
 
 
 def store_performance(

@@ -83,7 +83,7 @@ def test_split_records_refuses(body: Any, error: type[Exception], status: int, l
 RAW_CASES = [
     pytest.param(GOOD, "application/json", 200, None, id="json"),
     pytest.param(GOOD, "Application/JSON; charset=utf-8", 200, None, id="json-with-parameters"),
-    pytest.param(GOOD, "application/vnd.api+json", 200, None, id="plus-json"),
+    pytest.param(GOOD, "application/vnd.api+json", 415, "got application/vnd.api+json", id="plus-json-refused"),
     pytest.param(GOOD, "text/plain", 415, "expected Content-Type: application/json, got text/plain", id="text"),
     pytest.param(GOOD, "", 415, "got none", id="no-content-type"),
     pytest.param("  \n", "application/json", 400, "request body is empty", id="blank"),

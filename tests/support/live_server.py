@@ -89,6 +89,9 @@ def live_server(
     port = free_port()
     api_key = secrets.token_urlsafe(24)
     env = {"MODEL_DIR": str(model_dir), "APP_HOST": "127.0.0.1", "APP_PORT": str(port), "API_KEYS": f"tests:{api_key}"}
+    # Its own prediction store unless told otherwise: labels and predictions of other tests' servers
+    # would otherwise count in this one's live accuracy.
+    env["DATA_DIR"] = str(tmp_dir / f"data-{port}")
     env.update({k.upper(): v for k, v in settings.items()})
     log_path = tmp_dir / f"server-{port}.log"
     process = start_process(env, log_path, python)
