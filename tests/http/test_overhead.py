@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 
 import jwt
@@ -18,6 +16,7 @@ from api.http.access import DOCS_PATHS, PROBE_PATHS, STATIC_DOCS_PREFIX, AuthMid
 from api.http.gateway import Gateway
 from api.http.limits import BodyLimitMiddleware, RateLimitMiddleware, TimeoutMiddleware
 from api.observability.metrics import ServiceMetrics
+from tests.support.timing import untraced
 
 SECRET = "s" * 48
 KEY = "k" * 43
@@ -103,25 +102,6 @@ async def overhead_us(layers: ASGIApp, credential: tuple[bytes, bytes], rounds: 
         bare_cpu, bare_wall = await per_request_us(bare, credential)
         cpu, wall = min(cpu, layered_cpu - bare_cpu), min(wall, layered_wall - bare_wall)
     return cpu, wall
-
-
-@contextmanager
-def untraced() -> Iterator[None]:
-    """Time without coverage's tracer (`make test` runs under it): it multiplies every traced line's cost."""
-    try:
-        import coverage
-    except ImportError:
-        yield
-        return
-    current = coverage.Coverage.current()
-    if current is None:
-        yield
-        return
-    current.stop()
-    try:
-        yield
-    finally:
-        current.start()
 
 
 def _token() -> bytes:

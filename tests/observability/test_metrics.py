@@ -23,6 +23,7 @@ from api.observability.metrics import (
     MAX_ROUTE_LABELS,
     ServiceMetrics,
 )
+from tests.support.timing import untraced
 
 FEATURES = ("tenure", "MonthlyCharges", "Contract")
 
@@ -465,7 +466,8 @@ def test_gateway_overhead_is_small() -> None:
             best = min(best, await per_call(wrapped, 2000) - await per_call(inner, 2000))
         return best
 
-    assert asyncio.run(measure()) < 60e-6
+    with untraced():  # coverage's tracer (make test) multiplies every traced line's cost
+        assert asyncio.run(measure()) < 60e-6
 
 
 def test_middleware_on_a_real_fastapi_app_labels_by_template() -> None:
