@@ -146,7 +146,9 @@ def test_an_idle_keep_alive_connection_is_closed_and_a_trickled_second_request_i
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
     answer = b""
     while not answer.endswith(b"}"):  # head and body may arrive in separate reads on a busy machine
-        answer += sock.recv(65536)
+        chunk = sock.recv(65536)
+        assert chunk, answer
+        answer += chunk
     assert answer.startswith(b"HTTP/1.1 200")
     idle_from = time.monotonic()
     assert read_all(sock) == b""
