@@ -41,8 +41,7 @@ test: venv  ## Run the whole suite with line coverage of api/ (default stack, th
 	@if [ -d "$(SHARED)/real-model" ]; then \
 	  env_dir="$$($(PYTHON) scripts/ensure_env.py --dev "$(SHARED)/real-model")" && \
 	  echo "== unit tests again on the real bundle's stack ($$env_dir)" && \
-	  "$$env_dir/bin/python" -m pytest tests/bundle tests/model tests/monitoring tests/observability -p no:cacheprovider $(COV) && \
-	  echo "== line coverage of api/ (scikit-learn 1.1.3 stack, those four folders): $$("$$env_dir/bin/python" -m coverage report --format=total) %"; \
+	  "$$env_dir/bin/python" -m pytest tests/bundle tests/model tests/monitoring tests/observability -p no:cacheprovider; \
 	else echo "SKIP second stack: $(SHARED)/real-model is absent"; fi
 
 mutation: venv  ## Mutation testing of the serving core (mutmut, requirements-mutation.txt); ~1 h on 2 cores, not in CI
