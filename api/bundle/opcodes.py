@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
 import pickletools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -155,6 +156,8 @@ class Walker:
         elif name == "FRAME":
             f.frame_end = self.file.tell() + arg
         elif name == "PROTO":
+            if arg > pickle.HIGHEST_PROTOCOL:  # the unpickler would refuse it too: say so before it runs
+                raise ValueError(f"unsupported pickle protocol {arg}")
             self.protocol = max(self.protocol, arg)
         elif name == "POP":
             _ = stack.pop() if stack else f.pop_mark()

@@ -212,6 +212,14 @@ def test_damaged_streams_fail_only_with_artifact_errors(cut: int, flips: list[tu
     assert all(0 <= start <= stop <= len(stream) for start, stop in inspection.array_spans)
 
 
+def test_a_protocol_newer_than_pickle_knows_is_refused_before_unpickling() -> None:
+    stream = bytearray(SMALL_JOBLIB)
+    assert stream[0] == pickle.PROTO[0]  # found by the fuzz test above: PROTO 6 was described as protocol 6
+    stream[1] = pickle.HIGHEST_PROTOCOL + 1
+    with pytest.raises(ArtifactError, match=r"fuzzed\.pkl.*unsupported pickle protocol"):
+        inspect_stream(bytes(stream), path=Path("fuzzed.pkl"))
+
+
 @pytest.mark.parametrize(
     ("cut", "valid"),
     [
