@@ -230,6 +230,7 @@ def feedback_schemas(model: LoadedModel | None) -> dict[str, Any]:
         "required": ["prediction_id", "label"],
         "properties": {
             "prediction_id": {"type": "string", "description": "From an earlier POST /predict answer"},
+            "model_version": {"type": ["string", "null"]},
             "label": label,
         },
     }
@@ -244,7 +245,7 @@ def feedback_schemas(model: LoadedModel | None) -> dict[str, Any]:
                 "description": "The ID_FIELD value (e.g. a customerID): its newest prediction, or "
                 "model_version's (needs the prediction store)",
             },
-            "model_version": {"type": "string"},
+            "model_version": {"type": ["string", "null"], "description": "That version's prediction, not the newest"},
             "label": label,
         },
         "not": {"required": ["prediction_id"]},

@@ -95,7 +95,10 @@ def parse_items(items: Sequence[Any], classes: Sequence[object], mapping: Mappin
     errors: list[dict[str, Any]] = []
     shape = "expected {prediction_id: string, label} or {id: string, label, model_version?: string}"
     for row, item in enumerate(items):
-        keyed = isinstance(item, dict) and (isinstance(item.get("prediction_id"), str) or _id_text(item.get("id")))
+        # A prediction_id that is not text is an error, not a reason to fall back on the id.
+        keyed = isinstance(item, dict) and (
+            isinstance(item.get("prediction_id"), str) if "prediction_id" in item else bool(_id_text(item.get("id")))
+        )
         version = item.get("model_version") if isinstance(item, dict) else None
         if not keyed or "label" not in item or (version is not None and not isinstance(version, str)):
             errors.append({"loc": ["body", "items", row], "row": row, "msg": shape})
