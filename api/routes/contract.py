@@ -242,6 +242,8 @@ def feedback_schemas(model: LoadedModel | None) -> dict[str, Any]:
             "id": {
                 "type": ["string", "integer"],
                 "minLength": 1,
+                "minimum": SAFE_INTEGERS.start,
+                "maximum": SAFE_INTEGERS.stop - 1,
                 "description": "The ID_FIELD value (e.g. a customerID): its newest prediction, or "
                 "model_version's (needs the prediction store)",
             },

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.errors import InvalidInputError
+from api.model.coercion import SAFE_INTEGERS
 from api.monitoring.performance import normalize_label
 from api.store.store import PredictionStore
 
@@ -117,6 +118,8 @@ def parse_items(items: Sequence[Any], classes: Sequence[object], mapping: Mappin
 
 def _id_text(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    if isinstance(value, int) and value not in SAFE_INTEGERS:  # JSON numbers past 2^53 are not exact everywhere
         return None
     return str(value)
 
