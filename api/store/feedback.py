@@ -117,6 +117,8 @@ def parse_items(items: Sequence[Any], classes: Sequence[object], mapping: Mappin
 
 
 def _id_text(value: object) -> str | None:
+    if isinstance(value, float) and value.is_integer():  # JSON's 7.0 is the integer 7
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
     if isinstance(value, int) and value not in SAFE_INTEGERS:  # JSON numbers past 2^53 are not exact everywhere
