@@ -1,4 +1,9 @@
-"""Service settings: one typed object, read once from the environment and passed in."""
+"""Service settings: one typed object, read once from the environment and passed in.
+
+Why one module of ~350 lines: the house rule is one settings class (STYLE.md), so every setting of
+every wing (serving, auth, limits, connections, store, fleet, scoring) is a typed, documented field
+here; splitting it would scatter the one place an operator reads to learn what can be set.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ An error body keeps one shape whoever raised it (a route, a middleware, the last
 media type, else as ``application/json``. The Open Inference Protocol (``/v2``) has its own error
 object, ``{"error": "<message>"}``: the same errors, rendered in that style (``style="v2"``).
 
-Why one module of ~330 lines: it is the catalogue. Every error a client can receive is defined
+Why one module of ~500 lines: it is the catalogue. Every error a client can receive is defined
 here, so its status, code and title are found (and reviewed) in one place, and the error metric's
 label values (``error_codes()``) are exactly these classes. Adding an error means adding a class
 here, never a module.

@@ -9,7 +9,7 @@ row-independent at load, so every answer is identical to an unbatched call. A bo
 load with 503 instead of growing latency; per-caller quotas answer 429. This module is only about
 threads and queues: what a request goes through is in inference.py.
 
-Why ~310 lines: a request answered in slices (larger than BATCH_MAX_ROWS, several callers waiting)
+Why ~320 lines: a request answered in slices (larger than BATCH_MAX_ROWS, several callers waiting)
 is the batcher's own business — taking its rows, pinning one model version for all its slices,
 putting the answer back together and refusing it as a whole — and splitting that out would spread
 one worker loop's state over two modules. The scheduling policy itself is in fairness.py.

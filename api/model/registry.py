@@ -9,6 +9,9 @@ Memory is bounded by construction: at most the active model, the previous one (k
 rollback is a pointer swap) and, while an activation runs, the one being loaded are resident.
 When a model leaves that set, the heap is collected and free pages go back to the OS
 (``reclaim``), so any number of activations settles at the same size.
+
+Why one module of ~300 lines: start, reload, activate and rollback must all pass through the one
+lock and the same install/release path, or memory and the swap would stop being bounded and atomic.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ prometheus_client's multiprocess mode is deliberately not used (and must not be:
 uvicorn with ``--workers`` > 1 behind one /metrics endpoint). Every label value is drawn
 from a set fixed by code or by the loaded model's schema; anything else becomes ``other``.
 
-Why one module of ~380 lines: every metric shares one registry, one lock and the label sets
+Why one module of ~480 lines: every metric shares one registry, one lock and the label sets
 bound to the served model (its features and classes), which ``model_loaded`` swaps while the
 HTTP, inference and monitoring methods read them. Split by area, that state would be spread
 over modules and each hot-path call (``observe_request`` runs per request) would go through one

@@ -4,6 +4,9 @@ Each schema says exactly what the service accepts or answers (checked by Schemat
 tests/routes/test_contract.py): a field the validator refuses is not allowed by its schema, a body
 the service answers is valid against the response schema, and single and batch shapes are told
 apart by their ``required`` fields, never by a ``oneOf`` whose branches both match.
+
+Why one module of ~340 lines: the request, answer, feedback and error schemas reference each other
+(``ref``) and must change together with the validator's rules; split, they would drift apart.
 """
 
 from __future__ import annotations
