@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 log = logging.getLogger("api.store")
 MAX_BATCH_ROWS = 5000
 MAX_RETRY_SECONDS = 5.0
@@ -146,7 +148,7 @@ class BatchWriter:
                     due[index] = now + seconds
                     try:
                         job()
-                    except Exception:  # housekeeping never stops the writer; it says why
+                    except (SQLAlchemyError, OSError):  # a database hiccup never stops the writer; it says why
                         log.exception("prediction store housekeeping failed")
 
     def _drain(self) -> bool | None:
