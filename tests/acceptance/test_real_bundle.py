@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 from collections.abc import Iterator
@@ -13,24 +12,10 @@ import pytest
 
 from tests.conftest import REAL_CSV
 from tests.support.live_server import ROOT, LiveServer, live_server
+from tests.support.real_data import real_records
 
 pytestmark = pytest.mark.real_bundle
 TOLERANCE = 1e-12
-NUMERIC = {"tenure", "MonthlyCharges", "TotalCharges", "SeniorCitizen"}
-
-
-def real_records() -> list[dict[str, Any]]:
-    """Every CSV row as a client sends it: numbers as numbers, blank TotalCharges as null, no label."""
-    records = []
-    with REAL_CSV.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            row.pop("Churn")
-            record: dict[str, Any] = dict(row)
-            for name in NUMERIC:
-                text = row[name].strip()
-                record[name] = None if not text else (int(text) if name in ("tenure", "SeniorCitizen") else float(text))
-            records.append(record)
-    return records
 
 
 @pytest.fixture(scope="module")
