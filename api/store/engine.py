@@ -32,8 +32,15 @@ def database_url(url: str | None, data_dir: Path) -> str:
 
 
 def describe(url: str) -> str:
-    """The URL without its password, safe to log."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL without its password or directory, safe to log.
+
+    A SQLite URL names a file on the host; logs and errors carry its name only, as they do for
+    model artifacts, so the deployment's directory layout never leaves the process.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return f"{parsed.drivername}:///{Path(parsed.database).name}"
+    return parsed.render_as_string(hide_password=True)
 
 
 def open_engine(url: str) -> Engine:

@@ -16,7 +16,7 @@ from api.http.access import DOCS_PATHS, PROBE_PATHS, STATIC_DOCS_PREFIX, AuthMid
 from api.http.gateway import Gateway
 from api.http.limits import BodyLimitMiddleware, RateLimitMiddleware, TimeoutMiddleware
 from api.observability.metrics import ServiceMetrics
-from tests.support.timing import untraced
+from tests.support.timing import undisturbed
 
 SECRET = "s" * 48
 KEY = "k" * 43
@@ -123,7 +123,7 @@ def test_overhead_per_request(rate_limit: bool, credential: tuple[bytes, bytes])
     # machine is slow in some. Up to three attempts, each already the best of seven rounds.
     attempts: list[tuple[float, float]] = []
     for _ in range(3):
-        with untraced():
+        with undisturbed():
             attempts.append(asyncio.run(overhead_us(layers, credential)))
         if attempts[-1][0] < BUDGET_US and attempts[-1][1] < WALL_BUDGET_US:
             break

@@ -23,7 +23,7 @@ from api.observability.metrics import (
     MAX_ROUTE_LABELS,
     ServiceMetrics,
 )
-from tests.support.timing import untraced
+from tests.support.timing import undisturbed
 
 FEATURES = ("tenure", "MonthlyCharges", "Contract")
 
@@ -466,7 +466,7 @@ def test_gateway_overhead_is_small() -> None:
             best = min(best, await per_call(wrapped, 2000) - await per_call(inner, 2000))
         return best
 
-    with untraced():  # coverage's tracer (make test) multiplies every traced line's cost
+    with undisturbed():  # coverage's tracer (make test) multiplies every traced line's cost
         assert asyncio.run(measure()) < 60e-6
 
 

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 
 @contextmanager
-def untraced() -> Iterator[None]:
-    """Time without coverage's tracer (`make test` runs under it): it multiplies every traced line's cost."""
+def undisturbed() -> Iterator[None]:
+    """Time without coverage's tracer and without the garbage collector.
+
+    `make test` runs under coverage, which multiplies every traced line's cost; and late in a full
+    run the heap holds what a thousand earlier tests left, so a collection triggered inside the
+    timed loop charges their garbage to the code under measurement.
+    """
+    with ExitStack() as stack:
+        stack.enter_context(_without_coverage())
+        gc.collect()
+        if gc.isenabled():
+            gc.disable()
+            stack.callback(gc.enable)
+        yield
+
+
+@contextmanager
+def _without_coverage() -> Iterator[None]:
     try:
         import coverage
     except ImportError:
