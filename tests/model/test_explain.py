@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from tests.model.test_kinds import (
     _pipeline_alone,
     _xgb_classifier,
 )
+from tests.support.live_server import ROOT
 
 Build = Callable[[pd.DataFrame], tuple[Any, Any]]
 
@@ -229,3 +233,36 @@ def test_requested_reasons(sent: object, expected: int | None) -> None:
         requested_reasons(sent)
     assert render_error(refused.value).status == 422
     assert refused.value.details[0]["field"] == "explain"
+
+
+_CONCURRENT_EXPLAINS = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import joblib
+import numpy as np
+
+from api.model.kinds.lightgbm import LightGBMKind
+
+booster = joblib.load(sys.argv[1])
+explain = LightGBMKind().bind(booster, None).explain
+rows = np.random.default_rng(0).normal(size=(64, booster.num_feature()))
+single = [explain(rows[i : i + 1]) for i in range(64)]
+with ThreadPoolExecutor(8) as pool:
+    for i, found in enumerate(pool.map(lambda i: explain(rows[i % 64 : i % 64 + 1]), range(2000))):
+        assert np.array_equal(found.values, single[i % 64].values), i
+print("consistent")
+"""
+
+
+@pytest.mark.real_bundle
+def test_concurrent_explains_of_one_booster_neither_crash_nor_mix(real_bundle: Path, tmp_path: Path) -> None:
+    """Explained requests run on a thread pool: with the LightGBM 3.3.5 the real model was saved with,
+    unserialised pred_contrib calls corrupt the heap and abort the process (a child process here)."""
+    script = tmp_path / "concurrent_explains.py"
+    script.write_text(_CONCURRENT_EXPLAINS)
+    done = subprocess.run(
+        [sys.executable, str(script), str(real_bundle / "model_20250717_214252.pkl")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "consistent", (done.returncode, done.stderr[-2000:])

@@ -8,6 +8,7 @@ LightGBM is never imported here: recognising a model goes by its class's module.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -114,11 +115,20 @@ def booster_predict(booster: Any, task: Task, classes: tuple[Any, ...], threshol
 
 
 def booster_explain(booster: Any, outputs: int) -> Explain:
-    """Booster.predict(pred_contrib=True): per row, each output's feature contributions followed by its bias."""
+    """Booster.predict(pred_contrib=True): per row, each output's feature contributions followed by its bias.
+
+    Calls are serialised: LightGBM 3.x corrupts its heap when two threads ask one booster for
+    contributions at once (lightgbm issue #5482; the 3.3.5 the churn model was saved with aborts
+    the process within seconds of concurrent explained requests). Plain predictions stay parallel.
+    """
+    one_at_a_time = threading.Lock()
 
     def explain(features: Any) -> Contributions:
         rows = features.shape[0]
-        found = booster.predict(features, pred_contrib=True, num_threads=1 if rows <= SINGLE_THREAD_MAX_ROWS else 0)
+        with one_at_a_time:
+            found = booster.predict(
+                features, pred_contrib=True, num_threads=1 if rows <= SINGLE_THREAD_MAX_ROWS else 0
+            )
         if isinstance(found, list):  # multiclass on sparse input: one sparse matrix per class
             found = scipy.sparse.hstack(found)
         dense = found.toarray() if scipy.sparse.issparse(found) else np.asarray(found)
