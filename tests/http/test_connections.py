@@ -171,6 +171,48 @@ def test_an_idle_keep_alive_connection_is_closed_and_a_trickled_second_request_i
     assert HEADER_TIMEOUT - 0.1 <= time.monotonic() - started <= HEADER_TIMEOUT + SLACK + 0.5
 
 
+def test_a_client_that_never_reads_its_answers_is_cut_and_the_others_are_served(server: LiveServer) -> None:
+    """Pipelined requests for large answers, none of them read: once the socket's buffers are full the
+    server's writes stall; past the body timeout the connection is cut (not held for ever), counted as
+    send_timeout, and the server keeps answering everyone else meanwhile."""
+    before = metric(server, "modelo_connections_cut_total", reason="send_timeout")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few kB
+    sock.bind(("127.0.0.26", 0))
+    sock.connect(("127.0.0.1", port_of(server)))
+    sock.setblocking(False)
+    one = f"GET /openapi.json HTTP/1.1\r\nHost: t\r\nX-API-Key: {server.api_key}\r\n\r\n".encode()
+    pending = one * 200  # ~20 MB of answers, far beyond any socket buffer
+    started = time.monotonic()
+    cut = False
+    while time.monotonic() - started < BODY_TIMEOUT + SLACK + 5:
+        if pending:
+            try:
+                pending = pending[sock.send(pending) :]
+            except BlockingIOError:
+                pass
+            except OSError:
+                cut = True
+                break
+        # Meanwhile, another client is served promptly.
+        assert httpx.get(f"{server.url}/health", timeout=2).status_code == 200
+        if metric(server, "modelo_connections_cut_total", reason="send_timeout") > before:
+            cut = True
+            break
+        time.sleep(0.2)
+    assert cut, "a connection whose client never reads was never cut"
+    assert time.monotonic() - started >= BODY_TIMEOUT - 0.1
+    sock.setblocking(True)
+    sock.settimeout(5)
+    try:  # the server has closed its end: reading drains what was buffered, then ends (or is reset)
+        while sock.recv(1 << 20):
+            pass
+    except ConnectionResetError:
+        pass
+    finally:
+        sock.close()
+
+
 def test_bytes_that_are_not_http_get_the_services_json_400(server: LiveServer) -> None:
     errors_before = metric(server, "modelo_errors_total", code="malformed_request")
     sock = connect(server, "127.0.0.25")
