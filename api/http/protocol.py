@@ -58,10 +58,11 @@ class TimedReceive:
     collector (which costs more than everything else this module adds).
     """
 
-    __slots__ = ("inner", "timed_out")
+    __slots__ = ("cycle", "inner", "timed_out")
 
-    def __init__(self, inner: Receive) -> None:
-        self.inner: Receive | None = inner
+    def __init__(self, cycle: Any) -> None:
+        self.cycle: Any = cycle  # uvicorn's RequestResponseCycle
+        self.inner: Receive | None = cast(Receive, cycle.receive)
         self.timed_out: ClientTimeoutError | None = None
 
     async def __call__(self) -> Message:
@@ -74,7 +75,19 @@ class TimedReceive:
         return message
 
     def release(self) -> None:
-        self.inner = None
+        self.inner = self.cycle = None
+
+    def disconnected(self) -> None:
+        """The connection is gone: the app's next send is dropped, as uvicorn does for its current request.
+
+        uvicorn marks only the newest parsed request; an earlier pipelined one still answering would
+        write to the closed transport and fail with a RuntimeError logged as a 500.
+        """
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.release()
 
 
 class Refusal:
@@ -148,7 +161,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.guard.release(self._host, self._served)
         super().connection_lost(exc)
         for receive in self._receives:
-            receive.release()
+            receive.disconnected()
         self._receives.clear()
         self._receive = None
 
@@ -170,7 +183,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # None: a websocket upgrade took over
-            receive = TimedReceive(cast(Receive, cycle.receive))
+            receive = TimedReceive(cycle)
             cycle.receive = receive  # type: ignore[method-assign,assignment]
             self._receive = receive
             self._receives.append(receive)

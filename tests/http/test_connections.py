@@ -176,6 +176,8 @@ def test_a_client_that_never_reads_its_answers_is_cut_and_the_others_are_served(
     server's writes stall; past the body timeout the connection is cut (not held for ever), counted as
     send_timeout, and the server keeps answering everyone else meanwhile."""
     before = metric(server, "modelo_connections_cut_total", reason="send_timeout")
+    internal = metric(server, "modelo_errors_total", code="internal_error")
+    lines_before = len(server.log_lines())
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few kB
     sock.bind(("127.0.0.26", 0))
@@ -211,6 +213,12 @@ def test_a_client_that_never_reads_its_answers_is_cut_and_the_others_are_served(
         pass
     finally:
         sock.close()
+    # The requests still answering when the connection went (pipelined ones too) end quietly: the
+    # client's doing, not a server error with a traceback.
+    time.sleep(0.5)
+    logged = [json.loads(line) for line in server.log_lines()[lines_before:] if line.startswith("{")]
+    assert not [e for e in logged if e.get("log.level") == "error" or "error.stack_trace" in e], logged[-5:]
+    assert metric(server, "modelo_errors_total", code="internal_error") == internal
 
 
 def test_bytes_that_are_not_http_get_the_services_json_400(server: LiveServer) -> None:
