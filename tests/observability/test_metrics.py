@@ -443,7 +443,11 @@ def test_gateway_sets_security_headers_and_keeps_the_app_s_own(
 
 
 def test_gateway_overhead_is_small() -> None:
-    """Generous bound for shared CI machines; measured ~10 µs on two idle cores."""
+    """Generous bounds for shared CI machines; measured ~10 µs on two idle cores.
+
+    CPU time of this thread carries the bound (a loaded machine makes the thread wait, not work
+    more); a looser wall-time bound still catches a blocking call that costs no CPU.
+    """
     metrics = ServiceMetrics(process_metrics=False)
     inner = _app(200)
     wrapped = gateway(inner, metrics)
@@ -454,20 +458,27 @@ def test_gateway_overhead_is_small() -> None:
     async def send(message: Message) -> None:
         return None
 
-    async def per_call(app: ASGIApp, n: int) -> float:
-        start = time.perf_counter()
+    async def per_call(app: ASGIApp, n: int) -> tuple[float, float]:
+        cpu, wall = time.thread_time(), time.perf_counter()
         for _ in range(n):
             await app({"type": "http", "path": "/predict", "method": "POST", "headers": []}, receive, send)
-        return (time.perf_counter() - start) / n
+        return (time.thread_time() - cpu) / n, (time.perf_counter() - wall) / n
 
-    async def measure() -> float:
-        best = math.inf
+    async def measure() -> tuple[float, float]:
+        best_cpu = best_wall = math.inf
         for _ in range(5):
-            best = min(best, await per_call(wrapped, 2000) - await per_call(inner, 2000))
-        return best
+            (cpu, wall), (bare_cpu, bare_wall) = await per_call(wrapped, 2000), await per_call(inner, 2000)
+            best_cpu, best_wall = min(best_cpu, cpu - bare_cpu), min(best_wall, wall - bare_wall)
+        return best_cpu, best_wall
 
-    with undisturbed():  # coverage's tracer (make test) multiplies every traced line's cost
-        assert asyncio.run(measure()) < 60e-6
+    attempts = []
+    for _ in range(3):  # a regression is slow in every attempt, a busy machine in some
+        with undisturbed():  # coverage's tracer (make test) multiplies every traced line's cost
+            attempts.append(asyncio.run(measure()))
+        if attempts[-1][0] < 60e-6 and attempts[-1][1] < 1e-3:
+            break
+    assert min(cpu for cpu, _ in attempts) < 60e-6, attempts
+    assert min(wall for _, wall in attempts) < 1e-3, attempts
 
 
 def test_middleware_on_a_real_fastapi_app_labels_by_template() -> None:
