@@ -35,7 +35,7 @@ score:  ## Score a file: make score MODEL_DIR=<bundle> IN=<csv|parquet> OUT=<csv
 	  MODEL_DIR="$(MODEL_DIR)" "$$env_dir/bin/python" -m api.score "$(IN)" "$(OUT)" $(if $(ID),--id "$(ID)") $(if $(ENGINE),--engine "$(ENGINE)") $(ARGS)
 
 test: venv  ## Run the whole suite with line coverage of api/ (default stack, then the real bundle's scikit-learn 1.1.3 stack)
-	$(BIN)/python -m pytest $(COV)
+	$(BIN)/python -m pytest --durations=20 $(COV)
 	@$(BIN)/python -m coverage report --format=total >/dev/null 2>&1 && \
 	  echo "== line coverage of api/ (default stack, live servers included): $$($(BIN)/python -m coverage report --format=total) %"
 	@if [ -d "$(SHARED)/real-model" ]; then \
