@@ -26,6 +26,8 @@ from tests.support.fleet import HAPROXY, Balancer, Replica
 from tests.support.load import LoadGenerator
 from tests.support.real_data import real_records
 
+POLL_SECONDS = 0.5
+
 pytestmark = [
     pytest.mark.real_bundle,
     pytest.mark.slow,
@@ -62,7 +64,7 @@ def shared_fleet(
         "LOG_LEVEL": "WARNING",
         "DATABASE_URL": database,
         "STORE_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
-        "FLEET_POLL_SECONDS": "0.5",
+        "FLEET_POLL_SECONDS": str(POLL_SECONDS),
     }
     replicas = [
         Replica(name, {**env, "MODEL_DIR": str(bundle), "DATA_DIR": str(work / name)}, real_env_python, work)
@@ -104,6 +106,9 @@ def test_fleet_wide_activation_converges_and_a_replica_that_cannot_says_so(
         answer = _admin(r1, f"/admin/models/{OLD}/activate")
         assert answer.status_code == 200, answer.text
         converged = _wait_ready_body(r2, lambda body: body["model_version"] == OLD)
+        described = httpx.get(f"{r2.url}/model", headers={"X-API-Key": KEY}, timeout=5).json()
+        assert described["model_version"] == OLD
+        swap = described["load_seconds"]  # what a loaded CI box stretches: read, not guessed
         mismatch = _wait_ready_body(r3, lambda body: body.get("version_mismatch") is True)
         body = httpx.get(f"{r3.url}/ready", timeout=5).json()
         assert body["status"] == "ready" and body["model_version"] == NEW and body["fleet_version"] == OLD
@@ -116,6 +121,8 @@ def test_fleet_wide_activation_converges_and_a_replica_that_cannot_says_so(
         _wait_ready_body(r3, lambda body: not body.get("version_mismatch"))
         assert "modelo_model_version_mismatch 0.0" in httpx.get(f"{r3.url}/metrics", timeout=5).text
         load.wait_for(len(load.answers) + 100)
-    print(f"fleet: r2 converged in {converged:.2f}s, r3 reported the mismatch in {mismatch:.2f}s")  # noqa: T201
-    assert converged < 5
+    # Converging is one poll plus loading the version (unpickling and proving the real model).
+    print(f"fleet: r2 converged in {converged:.2f}s (its swap {swap:.2f}s), r3 reported the mismatch in {mismatch:.2f}s")  # noqa: T201,E501
+    assert converged < POLL_SECONDS + swap + 2.5
+    assert converged < 15
     _check(load, offline)
