@@ -61,16 +61,9 @@ class Keyring:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._write.aead.encrypt(nonce, plaintext, context)
 
-    def encrypt_batch(self, plaintexts: list[bytes], contexts: list[bytes]) -> list[bytes]:
-        """Like encrypt, one call per batch: nonce = 8 random bytes per batch + a 4-byte counter (unique per key
-        with overwhelming probability; one system call per batch instead of per value)."""
-        prefix = os.urandom(8)
-        aead = self._write.aead
-        sealed = []
-        for index, (plaintext, context) in enumerate(zip(plaintexts, contexts, strict=True)):
-            nonce = prefix + index.to_bytes(4, "big")
-            sealed.append(nonce + aead.encrypt(nonce, plaintext, context))
-        return sealed
+    def sealer(self, count: int) -> Sealer:
+        """``encrypt`` for up to ``count`` values, their random nonces drawn in one system call (the writer's batch)."""
+        return Sealer(self._write.aead, count)
 
     def decrypt(self, key_id: str, blob: bytes, context: bytes) -> bytes:
         key = self._keys.get(key_id)
@@ -88,6 +81,24 @@ class Keyring:
     def id_hashes(self, value: str) -> list[str]:
         """The hash of ``value`` under every key (rows written before a rotation)."""
         return [_mac(key.mac_key, value) for key in self._keys.values()]
+
+
+class Sealer:
+    """Encrypts a batch of values like ``Keyring.encrypt``: a fresh random 96-bit nonce each, from one ``urandom``."""
+
+    def __init__(self, aead: AESGCM, count: int) -> None:
+        self._aead = aead
+        self._nonces = os.urandom(NONCE_BYTES * count)
+        self._next = 0
+
+    def seal(self, plaintext: bytes, context: bytes) -> bytes:
+        """Nonce + ciphertext + tag, ``context`` bound as associated data; each nonce is used once."""
+        start = self._next
+        self._next = stop = start + NONCE_BYTES
+        if stop > len(self._nonces):
+            raise RuntimeError("Sealer: more values than it was made for")  # never a reused or short nonce
+        nonce = self._nonces[start:stop]
+        return nonce + self._aead.encrypt(nonce, plaintext, context)
 
 
 def _mac(key: bytes, value: str) -> str:

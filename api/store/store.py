@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Engine, and_, delete, func, insert, select
@@ -39,9 +39,11 @@ INSERT_POSTGRESQL = (
 )
 
 
-@dataclass(frozen=True)
-class Answered:
-    """One answered request as the route saw it; turned into rows (and encrypted) on the writer thread."""
+class Answered(NamedTuple):
+    """One answered request as the route saw it; turned into rows (and encrypted) on the writer thread.
+
+    A NamedTuple, not a frozen dataclass: one is built per request on the event loop, in a quarter of the time.
+    """
 
     records: Sequence[Any]
     ids: Sequence[Any] | None
@@ -100,8 +102,7 @@ class PredictionStore:
         # A retry after an ambiguous failure (committed, but the answer was lost) must not fail forever.
         if engine.dialect.name == "sqlite":
             self._insert_sql = INSERT_SQLITE
-            # SQLAlchemy's SQLite DateTime is this text (UTC here), so its queries compare and parse it.
-            self._timestamp: Any = lambda at: at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            self._timestamp: Any = _sqlite_text
         else:
             self._insert_sql = INSERT_POSTGRESQL
             self._timestamp = lambda at: at
@@ -119,27 +120,29 @@ class PredictionStore:
         """Queue an answered request (the hot path: no encryption, no I/O here)."""
         self.writer.submit(answered, len(answered.prediction_ids))
 
-    def _rows(self, answered: Answered) -> list[tuple[Any, ...]]:
-        """Rows in the INSERT_* column order, encrypted (on the writer thread; ~10 µs a row, AES, JSON, SQL)."""
-        keys = self.keys
-        probabilities = answered.probabilities.tolist() if answered.probabilities is not None else None
-        ids, records, values, class_keys = answered.ids, answered.records, answered.values, answered.class_keys
-        plaintexts, contexts, hashes = [], [], []
-        for index, prediction_id in enumerate(answered.prediction_ids):
-            outputs: dict[str, Any] = {"prediction": values[index]}
-            if probabilities is not None:
-                outputs["probabilities"] = dict(zip(class_keys, probabilities[index], strict=True))
-            customer = ids[index] if ids is not None else None
-            payload = {"record": records[index], "id": customer, "outputs": outputs}
-            plaintexts.append(orjson.dumps(payload, option=_JSON))
-            contexts.append(prediction_id.encode())
-            hashes.append(keys.id_hash(str(customer)) if customer is not None else None)
-        sealed = keys.encrypt_batch(plaintexts, contexts)
-        at, rid, version, caller, key_id = (
-            self._timestamp(answered.at), answered.request_id, answered.model_version, answered.caller, keys.write_id
-        )
-        pids = answered.prediction_ids
-        return [(pid, rid, hashes[i], version, at, caller, key_id, sealed[i]) for i, pid in enumerate(pids)]
+    def _rows(self, batch: Sequence[Answered]) -> list[tuple[Any, ...]]:
+        """Rows in the INSERT_* column order, encrypted: every queued request in one pass, on the writer thread.
+
+        One pass, not one call per request: the nonces of the whole batch come from one ``urandom``, and
+        each plaintext is encrypted as soon as it is serialised (a list of orjson's buffers kept until a
+        later encryption loop cost more than the serialisation itself).
+        """
+        keys, timestamp = self.keys, self._timestamp
+        key_id, seal = keys.write_id, keys.sealer(sum(len(a.prediction_ids) for a in batch)).seal
+        rows: list[tuple[Any, ...]] = []
+        add = rows.append
+        for records, ids, values, scores, class_keys, prediction_ids, version, rid, caller, answered_at in batch:
+            probabilities = scores.tolist() if scores is not None else None
+            at = timestamp(answered_at)
+            for index, prediction_id in enumerate(prediction_ids):
+                outputs: dict[str, Any] = {"prediction": values[index]}
+                if probabilities is not None:
+                    outputs["probabilities"] = dict(zip(class_keys, probabilities[index], strict=True))
+                customer = ids[index] if ids is not None else None
+                payload = orjson.dumps({"record": records[index], "id": customer, "outputs": outputs}, option=_JSON)
+                id_hash = keys.id_hash(str(customer)) if customer is not None else None
+                add((prediction_id, rid, id_hash, version, at, caller, key_id, seal(payload, prediction_id.encode())))
+        return rows
 
     def ensure_schema(self) -> None:
         """Apply the migrations once (at start, or on the writer's first contact after an outage at start)."""
@@ -287,6 +290,12 @@ class FleetVersions:
         with guard("read the active version"), self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [Activation(r.version, int(r.activation_id), r.activated_by, _utc(r.created_at)) for r in rows]
+
+
+def _sqlite_text(at: datetime) -> str:
+    # SQLAlchemy's SQLite DateTime is this text (UTC here), so its queries compare and parse it; isoformat
+    # writes it in two thirds of strftime's time (once per request, on the writer thread).
+    return at.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 def _label_context(prediction_id: str) -> bytes:

@@ -35,7 +35,7 @@ class WriterMetrics(Protocol):
     def observe_store_dropped(self, rows: int) -> None: ...
 
 
-Expand = Callable[[Any], list[Any]]  # one queued item -> its rows (encrypts: runs on the writer thread)
+Expand = Callable[[Sequence[Any]], list[Any]]  # queued items -> their rows (encrypts: runs on the writer thread)
 Write = Callable[[Sequence[Any]], None]  # rows -> the database, in one transaction
 
 
@@ -161,8 +161,8 @@ class BatchWriter:
             self._queued_rows = 0
             rows = list(self._failed)
             self._failed.clear()
-        for _, item in items:
-            rows.extend(self._expand(item))
+        if items:
+            rows.extend(self._expand([item for _, item in items]))  # one call: per-batch work is done once
         self._metrics.set_store_backlog(len(rows))
         started = time.perf_counter()
         written = 0

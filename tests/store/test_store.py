@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,29 @@ def test_nothing_acknowledged_is_lost_across_a_graceful_restart(
 
     ids, body = asyncio.run(scenario())
     assert len(ids) == 120 and body["counts"]["matched"] == 120 and body["unknown"] == []
+
+
+def test_prediction_ids_ascend_in_answer_order_and_each_is_stored_and_found(
+    default_bundle: Path, tmp_path: Path, engine_url: str | None
+) -> None:
+    # Ascending ids are what keep the store's prediction_id index growing at its end (README, store cost).
+    rows = records(26, seed=21)
+
+    async def scenario() -> tuple[list[str], list[dict[str, Any]]]:
+        async with running(store_settings(default_bundle, tmp_path, engine_url)) as (_, clients):
+            answered = []
+            for row in rows[:6]:
+                answered.append((await clients["client"].post("/predict", json=row)).json())
+                await asyncio.sleep(0.002)  # the next request in a later millisecond
+            answered += (await clients["client"].post("/predict", json={"instances": rows[6:]})).json()["predictions"]
+            ids = [a["prediction_id"] for a in answered]
+            found = [(await clients["admin"].get(f"/predictions/{pid}")).json() for pid in ids]
+        return ids, found
+
+    ids, found = asyncio.run(scenario())
+    assert all(re.fullmatch(r"[0-9a-f]{32}", pid) for pid in ids)  # the published pattern
+    assert ids[:7] == sorted(ids[:7]) and len(set(ids)) == 26  # a batch's ids share a millisecond, not a value
+    assert [f["prediction_id"] for f in found] == ids and [f["inputs"] for f in found] == rows
 
 
 def test_rotated_keys_still_read_and_find_old_rows(default_bundle: Path, tmp_path: Path) -> None:
