@@ -74,7 +74,7 @@ def ship(model: LoadedModel, settings: Settings) -> ShippedBundle:
     )
 
 
-def score_partitions(shipped: Any, header: list[str], keep_input: bool) -> Any:
+def score_partitions(shipped: Any, header: list[str], keep_input: bool, explain: int | None = None) -> Any:
     """The function ``mapInPandas`` runs: each partition's pandas batches → scored rows and rejected rows."""
 
     def run(frames: Iterator[Any]) -> Iterator[Any]:
@@ -83,7 +83,7 @@ def score_partitions(shipped: Any, header: list[str], keep_input: bool) -> Any:
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        scorer = ChunkScorer(shipped.value.load(), header, keep_input=keep_input)
+        scorer = ChunkScorer(shipped.value.load(), header, keep_input=keep_input, explain=explain)
         seen = 0
         for frame in frames:
             columns = {name: _cells(frame[name]) for name in header}
@@ -136,6 +136,7 @@ def score_with_spark(
     out: str,
     *,
     keep_input: bool = False,
+    explain: int | None = None,
     input_format: str | None = None,
     output_format: str | None = None,
 ) -> JobSummary:
@@ -168,17 +169,20 @@ def score_with_spark(
         else reader.option("header", "true").option("inferSchema", "false").csv(source)
     )
     header = list(frame.columns)
-    scorer = ChunkScorer(model, header, keep_input=keep_input)  # refuses a missing column before any task
+    # Refuses a missing column, or --explain with a model that cannot explain, before any task.
+    scorer = ChunkScorer(model, header, keep_input=keep_input, explain=explain)
     example = model.predictor.run(model.validator.validate([model.example]).columns, 1).values
     source_types = dict(frame.dtypes)
     types = {name: source_types.get(name, "string") for name in scorer.output_names}
     types["prediction"] = _spark_type(next(iter(example)))
     types.update({name: "double" for name in scorer.probability_names})
     types["model_version"] = "string"
+    for name in scorer.reasons.names if scorer.reasons is not None else []:
+        types[name] = "string" if name.endswith(("_feature", "_value")) and name != "base_value" else "double"
     schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
     schema += f", {_PARTITION} int, {_INDEX} bigint, {_FIELD} string, {_REASON} string"
     shipped = spark.sparkContext.broadcast(ship(model, settings))
-    result = frame.mapInPandas(score_partitions(shipped, header, keep_input), schema).persist()
+    result = frame.mapInPandas(score_partitions(shipped, header, keep_input, explain), schema).persist()
     try:
         accepted = result.filter(F.col(_REASON).isNull()).select(*scorer.output_names)
         writer = accepted.write.mode("overwrite")
