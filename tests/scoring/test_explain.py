@@ -32,7 +32,8 @@ def model(default_bundle: Path) -> LoadedModel:
 
 
 def _score(bundle: Path, source: Path, out: Path, *extra: str) -> int:
-    return main([str(source), str(out), "--model-dir", str(bundle), "--id", "customerID", "--progress", "never", *extra])
+    args = [str(source), str(out), "--model-dir", str(bundle), "--id", "customerID", "--progress", "never"]
+    return main([*args, *extra])
 
 
 def _reasons(row: dict[str, Any], count: int) -> list[tuple[str, Any, float]]:
@@ -55,7 +56,8 @@ def test_reasons_add_up_to_the_raw_score_beside_identical_probabilities(
     source = _write_csv(tmp_path / "in.csv", rows)
     assert _score(default_bundle, source, tmp_path / "plain.csv") == EXIT_REJECTED
     # 1000 reasons: clamped to the model's columns, i.e. every column; chunks of 7 cross chunk borders.
-    assert _score(default_bundle, source, tmp_path / "all.csv", "--explain", "1000", "--chunk-rows", "7") == EXIT_REJECTED
+    code = _score(default_bundle, source, tmp_path / "all.csv", "--explain", "1000", "--chunk-rows", "7")
+    assert code == EXIT_REJECTED
     plain, every = _read_csv(tmp_path / "plain.csv"), _read_csv(tmp_path / "all.csv")
     columns = len(model.schema.columns)
     assert list(every[0]) == SCORES + reason_names(columns)
@@ -93,7 +95,7 @@ def test_parquet_holds_the_csv_reasons_typed(model: LoadedModel, default_bundle:
     assert [_reasons(r, 3) for r in parquet] == [_reasons(r, 3) for r in csv_rows]
     assert [r["base_value"] for r in parquet] == [float(r["base_value"]) for r in csv_rows]
 
-    # Typed Parquet input: the value is the cell as JSON spells it (an integer as 50, a float as 58.36), null if missing.
+    # Typed Parquet input: the value is the cell as JSON spells it (an integer 50, a float 58.36), null if missing.
     typed = pa.table({
         **{name: [r[name] for r in rows] for name in rows[0]},
         "tenure": pa.array([int(r["tenure"]) for r in rows], pa.int64()),
@@ -130,7 +132,8 @@ def test_explain_must_be_a_whole_number_of_at_least_one(
     default_bundle: Path, tmp_path: Path, sent: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as refused:
-        main([str(tmp_path / "in.csv"), str(tmp_path / "out.csv"), "--model-dir", str(default_bundle), "--explain", sent])
+        main([str(tmp_path / "in.csv"),
+              str(tmp_path / "out.csv"), "--model-dir", str(default_bundle), "--explain", sent])
     assert refused.value.code == 2
     assert "argument --explain: must be a whole number >= 1" in capsys.readouterr().err
 
