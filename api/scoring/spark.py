@@ -27,6 +27,7 @@ from api.model.loaded import LoadedModel
 from api.model.loader import load_bundle
 from api.scoring.job import JobSummary
 from api.scoring.model import load_for_scoring
+from api.scoring.reasons import ReasonColumns
 from api.scoring.scorer import ChunkScorer, Reject
 from api.scoring.sinks import RejectsFile, rejects_path
 from api.scoring.sources import file_format
@@ -148,6 +149,8 @@ def score_with_spark(
 
     started = time.perf_counter()
     model = load_for_scoring(settings)
+    if explain:
+        ReasonColumns(model, explain)  # a model that cannot explain is refused before a Spark session starts
     # pyspark's SparkContext picks the executors' interpreter from this variable, not from its conf.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (
