@@ -19,7 +19,7 @@ from api.score import EXIT_CANNOT_START, EXIT_REJECTED, main
 from api.scoring.model import load_for_scoring
 from api.scoring.reasons import reason_names
 from tests.model.test_explain import _bundle
-from tests.model.test_kinds import FEATURES, _frame, _pipeline_alone
+from tests.model.test_kinds import FEATURES, _booster_multiclass, _frame, _pipeline_alone
 from tests.scoring.test_job import _read_csv, _rows, _write_csv
 
 pytest.importorskip("pyarrow", reason="the scoring dependencies (requirements-scoring.txt) are not installed")
@@ -110,6 +110,23 @@ def test_parquet_holds_the_csv_reasons_typed(model: LoadedModel, default_bundle:
         assert values["tenure"] == str(sent["tenure"])
         assert values["TotalCharges"] == (None if sent["TotalCharges"] is None else repr(sent["TotalCharges"]))
         assert values["Contract"] == sent["Contract"]
+
+
+def test_a_multiclass_models_reasons_explain_the_predicted_class(tmp_path: Path) -> None:
+    frame = _frame().head(60)
+    pre, booster, bundle = _bundle(_booster_multiclass, _frame(), tmp_path / "bundle")  # a raw 3-class Booster
+    source = tmp_path / "in.csv"
+    assert frame["TotalCharges"].isna().sum() == 1
+    frame[FEATURES].to_csv(source, index=False)  # a blank TotalCharges: imputed by the preprocessor
+    out = tmp_path / "out.csv"
+    assert main([str(source), str(out), "--model-dir", str(bundle), "--progress", "never", "--explain", "50"]) == 0
+    scored = _read_csv(out)
+    raw = booster.predict(pre.transform(frame[FEATURES]), raw_score=True)  # (rows, classes), the user's own way
+    assert len(scored) == len(frame) and len({r["prediction"] for r in scored}) > 1
+    for row, scores in zip(scored, raw, strict=True):
+        reasons = _reasons(row, len(FEATURES))
+        total = float(row["base_value"]) + math.fsum(c for _, _, c in reasons)
+        assert total == pytest.approx(scores[int(row["prediction"])], abs=1e-9)
 
 
 @pytest.mark.parametrize("engine", ["local", "spark"])
