@@ -17,7 +17,7 @@ from api.config import Settings
 from api.model.loaded import LoadedModel
 from api.score import EXIT_CANNOT_START, EXIT_REJECTED, main
 from api.scoring.model import load_for_scoring
-from api.scoring.reasons import reason_names
+from api.scoring.reasons import EXPLAIN_CHUNK_ROWS, SLICE_ROWS, reason_names
 from tests.model.test_explain import _bundle
 from tests.model.test_kinds import FEATURES, _booster_multiclass, _frame, _pipeline_alone
 from tests.scoring.test_job import _read_csv, _rows, _write_csv
@@ -75,6 +75,20 @@ def test_reasons_add_up_to_the_raw_score_beside_identical_probabilities(
         total = float(row["base_value"]) + math.fsum(c for _, _, c in reasons)
         assert total == pytest.approx(_logit(float(row["probability_1"])), abs=1e-9)
     assert any(f == "TotalCharges" and v == " " for f, v, _ in _reasons(every[4], columns))
+
+
+def test_a_chunk_larger_than_an_explained_slice_gets_the_same_reasons(
+    model: LoadedModel, default_bundle: Path, tmp_path: Path
+) -> None:
+    rows = _rows(model, 2 * SLICE_ROWS + 100)
+    source = _write_csv(tmp_path / "in.csv", rows)
+    # One chunk explained in three slices, against the default: chunks of EXPLAIN_CHUNK_ROWS, one slice each.
+    assert _score(default_bundle, source, tmp_path / "one.csv", "--explain", "2", "--chunk-rows", "100000") == 0
+    assert _score(default_bundle, source, tmp_path / "many.csv", "--explain", "2") == 0
+    assert EXPLAIN_CHUNK_ROWS < SLICE_ROWS < len(rows)
+    one, many = _read_csv(tmp_path / "one.csv"), _read_csv(tmp_path / "many.csv")
+    assert len(one) == len(rows) and one == many
+    assert [r["customerID"] for r in one] == [r["customerID"] for r in rows]
 
 
 def test_parquet_holds_the_csv_reasons_typed(model: LoadedModel, default_bundle: Path, tmp_path: Path) -> None:
