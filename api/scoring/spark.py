@@ -33,6 +33,7 @@ from api.scoring.sinks import RejectsFile, rejects_path
 from api.scoring.sources import file_format
 
 _PARTITION, _INDEX, _FIELD, _REASON = "_modelo_partition", "_modelo_index", "_modelo_field", "_modelo_reason"
+_INTEGRAL = frozenset({"tinyint", "smallint", "int", "bigint"})  # Spark SQL's integer types
 _LOADED: dict[tuple[tuple[str, str], ...], LoadedModel] = {}  # per executor Python worker, filled on first use
 
 
@@ -75,8 +76,17 @@ def ship(model: LoadedModel, settings: Settings) -> ShippedBundle:
     )
 
 
-def score_partitions(shipped: Any, header: list[str], keep_input: bool, explain: int | None = None) -> Any:
-    """The function ``mapInPandas`` runs: each partition's pandas batches → scored rows and rejected rows."""
+def score_partitions(
+    shipped: Any,
+    header: list[str],
+    keep_input: bool,
+    explain: int | None = None,
+    integral: frozenset[str] = frozenset(),
+) -> Any:
+    """The function ``mapInPandas`` runs: each partition's pandas batches → scored rows and rejected rows.
+
+    ``integral``: the source's integer columns, which pandas hands over as floats when they hold a null.
+    """
 
     def run(frames: Iterator[Any]) -> Iterator[Any]:
         import pandas as pd
@@ -87,7 +97,7 @@ def score_partitions(shipped: Any, header: list[str], keep_input: bool, explain:
         scorer = ChunkScorer(shipped.value.load(), header, keep_input=keep_input, explain=explain)
         seen = 0
         for frame in frames:
-            columns = {name: _cells(frame[name]) for name in header}
+            columns = {name: _cells(frame[name], integral=name in integral) for name in header}
             scored = scorer.score(columns, seen)
             if scored.rows:
                 out = pd.DataFrame(scored.columns)
@@ -107,9 +117,11 @@ def score_partitions(shipped: Any, header: list[str], keep_input: bool, explain:
     return run
 
 
-def _cells(series: Any) -> list[Any]:
-    """A pandas column as Python cells, Spark's nulls (None or NaN) as None."""
+def _cells(series: Any, *, integral: bool = False) -> list[Any]:
+    """A pandas column as Python cells, Spark's nulls (None or NaN) as None, an integer column's cells as ints."""
     values = series.astype(object).where(series.notna(), None).tolist()
+    if integral:  # 12.0 back to the 12 the file holds (as the in-process scorer reads it)
+        return [int(v) if isinstance(v, float) else v for v in values]
     return list(values)
 
 
@@ -176,6 +188,7 @@ def score_with_spark(
     scorer = ChunkScorer(model, header, keep_input=keep_input, explain=explain)
     example = model.predictor.run(model.validator.validate([model.example]).columns, 1).values
     source_types = dict(frame.dtypes)
+    integral = frozenset(name for name, kind in source_types.items() if kind in _INTEGRAL)
     types = {name: source_types.get(name, "string") for name in scorer.output_names}
     types["prediction"] = _spark_type(next(iter(example)))
     types.update({name: "double" for name in scorer.probability_names})
@@ -185,7 +198,7 @@ def score_with_spark(
     schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
     schema += f", {_PARTITION} int, {_INDEX} bigint, {_FIELD} string, {_REASON} string"
     shipped = spark.sparkContext.broadcast(ship(model, settings))
-    result = frame.mapInPandas(score_partitions(shipped, header, keep_input, explain), schema).persist()
+    result = frame.mapInPandas(score_partitions(shipped, header, keep_input, explain, integral), schema).persist()
     try:
         accepted = result.filter(F.col(_REASON).isNull()).select(*scorer.output_names)
         writer = accepted.write.mode("overwrite")
