@@ -29,10 +29,10 @@ run:  ## Serve MODEL_DIR (default models/: your files, else the demo) on http://
 migrate:  ## Bring the prediction store's schema (DATABASE_URL, default the SQLite file in DATA_DIR) to the newest migration
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py "$(MODEL_DIR)")" && "$$env_dir/bin/python" -m api.store.migrate
 
-score:  ## Score a file: make score MODEL_DIR=<bundle> IN=<csv|parquet> OUT=<csv|parquet> [ID=customerID] [ENGINE=spark] [ARGS=--keep-input]
-	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score MODEL_DIR=<dir> IN=<file> OUT=<file> [ID=<column>] [ENGINE=spark] [ARGS=...]"; exit 2; }
+score:  ## Score a file: make score MODEL_DIR=<bundle> IN=<csv|parquet> OUT=<csv|parquet> [ID=customerID] [EXPLAIN=3] [ENGINE=spark] [ARGS=--keep-input]
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score MODEL_DIR=<dir> IN=<file> OUT=<file> [ID=<column>] [EXPLAIN=<N>] [ENGINE=spark] [ARGS=...]"; exit 2; }
 	@env_dir="$$($(PYTHON) scripts/ensure_env.py $(if $(filter spark,$(ENGINE)),--spark,--score) "$(MODEL_DIR)")" && \
-	  MODEL_DIR="$(MODEL_DIR)" "$$env_dir/bin/python" -m api.score "$(IN)" "$(OUT)" $(if $(ID),--id "$(ID)") $(if $(ENGINE),--engine "$(ENGINE)") $(ARGS)
+	  MODEL_DIR="$(MODEL_DIR)" "$$env_dir/bin/python" -m api.score "$(IN)" "$(OUT)" $(if $(ID),--id "$(ID)") $(if $(EXPLAIN),--explain "$(EXPLAIN)") $(if $(ENGINE),--engine "$(ENGINE)") $(ARGS)
 
 test: venv  ## Run the whole suite with line coverage of api/ (default stack, then the real bundle's scikit-learn 1.1.3 stack)
 	$(BIN)/python -m pytest --durations=20 $(COV)

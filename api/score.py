@@ -17,7 +17,9 @@ EXIT_CANNOT_START = 2
 
 EPILOG = """\
 Output columns: the id column (--id or ID_FIELD), the input columns with --keep-input, then
-prediction, probability_<class> per class and model_version. Rows that fail the API's validation
+prediction, probability_<class> per class and model_version; with --explain N, then base_value
+and reason_<i>_feature, reason_<i>_value (the cell, as text), reason_<i>_contribution for i = 1..N
+(N at most the model's columns; see the README, "Score a file"). Rows that fail the API's validation
 go to OUT.rejects.csv (row, field, reason) and the job goes on. A blank CSV cell (empty or only
 spaces) is a missing value: accepted where the fitted pipeline imputes the column, rejected where
 it does not. MODEL_DIR, MODEL_VERSION, ID_FIELD and the other service settings are read from the
@@ -41,7 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-input", action="store_true", help="carry every input column into the output (default: only the id)"
     )
-    parser.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default 20000; bounds memory)")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=None, help="rows per chunk (default 20000, 500 with --explain; bounds memory)"
+    )
+    parser.add_argument(
+        "--explain",
+        type=_reason_count,
+        metavar="N",
+        help="add base_value and the N strongest reasons per row (reason_<i>_feature/_value/_contribution)",
+    )
     parser.add_argument("--input-format", choices=("csv", "parquet"), help="override the input's suffix")
     parser.add_argument("--output-format", choices=("csv", "parquet"), help="override the output's suffix")
     parser.add_argument(
@@ -57,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bar on stderr: auto shows it on a terminal only",
     )
     return parser
+
+
+def _reason_count(text: str) -> int:
+    """--explain's N: a whole number >= 1, as /predict?explain= accepts (argparse reports anything else)."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return int(digits) if len(digits) <= 9 else 10**9  # more than any model has columns (int() refuses huge text)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
 
         from api.config import load_settings
         from api.errors import ServiceError
-        from api.scoring.job import DEFAULT_CHUNK_ROWS
         from api.scoring.model import load_for_scoring
     except ImportError as exc:
         return _cannot_start(f"this Python environment lacks a library scoring needs ({exc}); use `make score`")
@@ -87,14 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         return _cannot_start(f"invalid setting -- {problems}")
-    chunk_rows = args.chunk_rows or DEFAULT_CHUNK_ROWS
     progress = {"auto": None, "always": True, "never": False}[args.progress]
     try:
         if args.engine == "spark":
             from api.scoring.spark import score_with_spark
 
             summary = score_with_spark(
-                settings, args.input, args.output, keep_input=args.keep_input,
+                settings, args.input, args.output, keep_input=args.keep_input, explain=args.explain,
                 input_format=args.input_format, output_format=args.output_format,
             )
         else:
@@ -102,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
 
             model = load_for_scoring(settings)
             summary = score_file(
-                model, Path(args.input), Path(args.output), chunk_rows=chunk_rows, keep_input=args.keep_input,
-                input_format=args.input_format, output_format=args.output_format, progress=progress,
+                model, Path(args.input), Path(args.output), chunk_rows=args.chunk_rows, keep_input=args.keep_input,
+                explain=args.explain, input_format=args.input_format, output_format=args.output_format,
+                progress=progress,
             )
     except ServiceError as exc:
         return _cannot_start(exc.message)

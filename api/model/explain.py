@@ -6,6 +6,7 @@ and the records it answered, it validates and transforms them exactly as the req
 the model's kind for its exact contributions on the raw-score scale, folds encoded features back to
 the columns they came from (attribution.py), and keeps the ``top`` columns by absolute contribution.
 It never touches the probabilities: they come from the prediction itself.
+The file scorer explains rows it has already validated with ``batch_contributions`` (api/scoring/reasons.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from api.errors import ExplanationUnavailableError, InvalidExplainError
 from api.model.attribution import ColumnLayout, UnmappableLayout, column_layout
+from api.model.columns import ColumnBatch
 from api.model.kinds import CannotExplain, Contributions
 from api.model.loaded import LoadedModel
 from api.model.predictor import Predictor
@@ -85,16 +87,34 @@ def layout_for(predictor: Predictor, frame_order: Sequence[str], width: int) -> 
 
 def contributions(model: LoadedModel, records: Sequence[Any], predicted: Sequence[Any] | None = None) -> Explained:
     """Every original column's exact contribution for each record, folded from the encoded features."""
-    layout = model.layout
-    if isinstance(layout, str):
-        raise ExplanationUnavailableError(layout)
-    predictor = model.predictor
+    _layout(model)  # a model that cannot explain says so before the records are looked at
     validated = model.validator.validate(records)
-    found: Contributions = predictor.explain(predictor.transform(validated.columns))
-    rows = validated.size
+    return batch_contributions(model, validated.columns, validated.size, predicted)
+
+
+def batch_contributions(
+    model: LoadedModel, columns: ColumnBatch, rows: int, predicted: Sequence[Any] | None = None
+) -> Explained:
+    """``contributions`` of rows already validated (the file scorer's batches), transformed as predict does."""
+    layout = _layout(model)
+    predictor = model.predictor
+    found: Contributions = predictor.explain(predictor.transform(columns))
     outputs = _explained_outputs(predictor, found, predicted, rows)
     picked = found.values[np.arange(rows), outputs, :]  # (rows, encoded features)
     return Explained(layout.columns, layout.fold(picked), found.base[np.arange(rows), outputs], outputs)
+
+
+def strongest(explained: Explained, top: int) -> np.ndarray:
+    """Per row, the column indices of the ``top`` largest absolute contributions (``top`` clamped to the columns)."""
+    keep = max(1, min(top, len(explained.columns)))
+    # Stable on ties: equal contributions keep the input's column order.
+    return np.argsort(-np.abs(explained.contributions), axis=1, kind="stable")[:, :keep]
+
+
+def _layout(model: LoadedModel) -> ColumnLayout:
+    if isinstance(model.layout, str):
+        raise ExplanationUnavailableError(model.layout)
+    return model.layout
 
 
 def explain_records(
@@ -106,9 +126,7 @@ def explain_records(
     the class with the largest raw score, which is what its predict picks).
     """
     explained = contributions(model, records, predicted)
-    keep = max(1, min(top, len(explained.columns)))
-    # Stable on ties: equal contributions keep the input's column order.
-    order = np.argsort(-np.abs(explained.contributions), axis=1, kind="stable")[:, :keep]
+    order = strongest(explained, top)
     names = explained.columns
     multiclass = model.predictor.task == "multiclass"
     keys = model.predictor.class_keys

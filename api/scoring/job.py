@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.model.loaded import LoadedModel
+from api.scoring.reasons import EXPLAIN_CHUNK_ROWS
 from api.scoring.scorer import ChunkScorer
 from api.scoring.sinks import RejectsFile, open_sink, partial_path, rejects_path
 from api.scoring.sources import file_format, open_source
@@ -57,16 +58,22 @@ def score_file(
     source_path: Path,
     out: Path,
     *,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     keep_input: bool = False,
+    explain: int | None = None,
     input_format: str | None = None,
     output_format: str | None = None,
     progress: bool | None = None,
 ) -> JobSummary:
-    """Score every row of ``source_path`` into ``out`` (and ``OUT.rejects.csv``); raises ScoringInputError."""
+    """Score every row of ``source_path`` into ``out`` (and ``OUT.rejects.csv``); raises ScoringInputError.
+
+    ``explain``: add that many reason columns per row (ExplanationUnavailableError, before any row is
+    read, when the model cannot explain itself). ``chunk_rows`` defaults to 20 000, or 500 when explaining.
+    """
     show = sys.stderr.isatty() if progress is None else progress
-    source = open_source(source_path, chunk_rows=chunk_rows, given_format=input_format, count_rows=show)
-    scorer = ChunkScorer(model, source.header, keep_input=keep_input)
+    rows_per_chunk = chunk_rows or (EXPLAIN_CHUNK_ROWS if explain else DEFAULT_CHUNK_ROWS)
+    source = open_source(source_path, chunk_rows=rows_per_chunk, given_format=input_format, count_rows=show)
+    scorer = ChunkScorer(model, source.header, keep_input=keep_input, explain=explain)
     summary = JobSummary(model.version, output=out, rejects=rejects_path(out))
     started = time.perf_counter()
     partial = partial_path(out)

@@ -20,6 +20,7 @@ from api.model.inference import merge_batches
 from api.model.loaded import LoadedModel
 from api.model.validation import ValidatedBatch
 from api.scoring.cells import column_values, records
+from api.scoring.reasons import ReasonColumns
 
 Columns = Mapping[str, Sequence[Any]]  # a chunk: each input column's cells, in row order
 
@@ -46,7 +47,9 @@ class ScoredChunk:
 class ChunkScorer:
     """Scores chunks of one file with one loaded model; what depends only on the header is prepared once."""
 
-    def __init__(self, model: LoadedModel, header: Sequence[str], *, keep_input: bool) -> None:
+    def __init__(
+        self, model: LoadedModel, header: Sequence[str], *, keep_input: bool, explain: int | None = None
+    ) -> None:
         self.model = model
         self.id_field = model.validator.id_field
         self.header = list(header)
@@ -60,6 +63,8 @@ class ChunkScorer:
                 + (f"; the id column is {self.id_field!r}" if self.id_field else "")
                 + ")"
             )
+        # Refused here, before any row is read, when the model cannot explain itself.
+        self.reasons = ReasonColumns(model, explain) if explain else None
         self.output_names = self._output_names()
 
     def _output_names(self) -> list[str]:
@@ -68,6 +73,7 @@ class ChunkScorer:
             [f"probability_{key}" for key in predictor.class_keys] if predictor.task != "regression" else []
         )
         scores = ["prediction", *self.probability_names, "model_version"]
+        scores += self.reasons.names if self.reasons is not None else []
         front = self.header if self.keep_input else ([self.id_field] if self.id_field else [])
         clash = sorted(set(front) & set(scores))
         if clash:
@@ -106,6 +112,8 @@ class ChunkScorer:
         for index, name in enumerate(self.probability_names):
             out[name] = [None] * len(kept) if probabilities is None else probabilities[:, index]
         out["model_version"] = [self.model.version] * len(kept)
+        if self.reasons is not None:
+            out.update(self.reasons.columns(batch, output.values, chunk, kept))
         result.unknown = dict(batch.unknown)
         return result
 

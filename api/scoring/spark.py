@@ -27,11 +27,13 @@ from api.model.loaded import LoadedModel
 from api.model.loader import load_bundle
 from api.scoring.job import JobSummary
 from api.scoring.model import load_for_scoring
+from api.scoring.reasons import ReasonColumns
 from api.scoring.scorer import ChunkScorer, Reject
 from api.scoring.sinks import RejectsFile, rejects_path
 from api.scoring.sources import file_format
 
 _PARTITION, _INDEX, _FIELD, _REASON = "_modelo_partition", "_modelo_index", "_modelo_field", "_modelo_reason"
+_INTEGRAL = frozenset({"tinyint", "smallint", "int", "bigint"})  # Spark SQL's integer types
 _LOADED: dict[tuple[tuple[str, str], ...], LoadedModel] = {}  # per executor Python worker, filled on first use
 
 
@@ -74,8 +76,17 @@ def ship(model: LoadedModel, settings: Settings) -> ShippedBundle:
     )
 
 
-def score_partitions(shipped: Any, header: list[str], keep_input: bool) -> Any:
-    """The function ``mapInPandas`` runs: each partition's pandas batches → scored rows and rejected rows."""
+def score_partitions(
+    shipped: Any,
+    header: list[str],
+    keep_input: bool,
+    explain: int | None = None,
+    integral: frozenset[str] = frozenset(),
+) -> Any:
+    """The function ``mapInPandas`` runs: each partition's pandas batches → scored rows and rejected rows.
+
+    ``integral``: the source's integer columns, which pandas hands over as floats when they hold a null.
+    """
 
     def run(frames: Iterator[Any]) -> Iterator[Any]:
         import pandas as pd
@@ -83,10 +94,10 @@ def score_partitions(shipped: Any, header: list[str], keep_input: bool) -> Any:
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        scorer = ChunkScorer(shipped.value.load(), header, keep_input=keep_input)
+        scorer = ChunkScorer(shipped.value.load(), header, keep_input=keep_input, explain=explain)
         seen = 0
         for frame in frames:
-            columns = {name: _cells(frame[name]) for name in header}
+            columns = {name: _cells(frame[name], integral=name in integral) for name in header}
             scored = scorer.score(columns, seen)
             if scored.rows:
                 out = pd.DataFrame(scored.columns)
@@ -106,9 +117,11 @@ def score_partitions(shipped: Any, header: list[str], keep_input: bool) -> Any:
     return run
 
 
-def _cells(series: Any) -> list[Any]:
-    """A pandas column as Python cells, Spark's nulls (None or NaN) as None."""
+def _cells(series: Any, *, integral: bool = False) -> list[Any]:
+    """A pandas column as Python cells, Spark's nulls (None or NaN) as None, an integer column's cells as ints."""
     values = series.astype(object).where(series.notna(), None).tolist()
+    if integral:  # 12.0 back to the 12 the file holds (as the in-process scorer reads it)
+        return [int(v) if isinstance(v, float) else v for v in values]
     return list(values)
 
 
@@ -136,6 +149,7 @@ def score_with_spark(
     out: str,
     *,
     keep_input: bool = False,
+    explain: int | None = None,
     input_format: str | None = None,
     output_format: str | None = None,
 ) -> JobSummary:
@@ -147,6 +161,8 @@ def score_with_spark(
 
     started = time.perf_counter()
     model = load_for_scoring(settings)
+    if explain:
+        ReasonColumns(model, explain)  # a model that cannot explain is refused before a Spark session starts
     # pyspark's SparkContext picks the executors' interpreter from this variable, not from its conf.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (
@@ -168,17 +184,21 @@ def score_with_spark(
         else reader.option("header", "true").option("inferSchema", "false").csv(source)
     )
     header = list(frame.columns)
-    scorer = ChunkScorer(model, header, keep_input=keep_input)  # refuses a missing column before any task
+    # Refuses a missing column, or --explain with a model that cannot explain, before any task.
+    scorer = ChunkScorer(model, header, keep_input=keep_input, explain=explain)
     example = model.predictor.run(model.validator.validate([model.example]).columns, 1).values
     source_types = dict(frame.dtypes)
+    integral = frozenset(name for name, kind in source_types.items() if kind in _INTEGRAL)
     types = {name: source_types.get(name, "string") for name in scorer.output_names}
     types["prediction"] = _spark_type(next(iter(example)))
     types.update({name: "double" for name in scorer.probability_names})
     types["model_version"] = "string"
+    for name in scorer.reasons.names if scorer.reasons is not None else []:
+        types[name] = "string" if name.endswith(("_feature", "_value")) and name != "base_value" else "double"
     schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
     schema += f", {_PARTITION} int, {_INDEX} bigint, {_FIELD} string, {_REASON} string"
     shipped = spark.sparkContext.broadcast(ship(model, settings))
-    result = frame.mapInPandas(score_partitions(shipped, header, keep_input), schema).persist()
+    result = frame.mapInPandas(score_partitions(shipped, header, keep_input, explain, integral), schema).persist()
     try:
         accepted = result.filter(F.col(_REASON).isNull()).select(*scorer.output_names)
         writer = accepted.write.mode("overwrite")
