@@ -53,7 +53,7 @@ def performance(
             "content": {
                 "application/json": {
                     "schema": {"$ref": "#/components/schemas/FeedbackRequest"},
-                    "example": {"items": [{"prediction_id": "5f0c3e1b9a7d4c2e8f6a0b1c2d3e4f50", "label": 1}]},
+                    "example": {"items": [{"prediction_id": "01a241089c686e0e6dfebbb40a2666c0", "label": 1}]},
                 }
             },
         }
